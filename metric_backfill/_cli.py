@@ -1,0 +1,327 @@
+"""Command line: `metric-backfill plan | run | publish | status | demo`. Thin: parses, calls the
+library, renders. Exit codes: 0 ok, 1 differences found (verify), 2 usage/config, 3 runtime,
+130 interrupted."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import warnings
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.syntax import Syntax
+from rich.table import Table
+
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+
+from ._catalog import BUZZTIP_ENTITY_TYPES  # noqa: E402
+from ._config import CH_TABLES, RunConfig, parse_cutoff, parse_date  # noqa: E402
+from ._describe import describe_catalog, missing_pairs, read_pair_list  # noqa: E402
+from ._errors import BackfillError, ConfigError, redact  # noqa: E402
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def _fail(exc: BackfillError) -> None:
+    err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+    sys.exit(exc.exit_code)
+
+
+def _guard(fn: F) -> F:
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*a: Any, **kw: Any) -> Any:
+        try:
+            return fn(*a, **kw)
+        except BackfillError as exc:
+            _fail(exc)
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted; run the same command again to resume")
+            sys.exit(130)
+    return wrapper  # type: ignore[return-value]
+
+
+def _csv(value: str | None) -> tuple[str, ...]:
+    return tuple(x.strip() for x in (value or "").split(",") if x.strip())
+
+
+def _kv(values: tuple[str, ...], what: str) -> dict[str, str]:
+    out = {}
+    for v in values:
+        if "=" not in v:
+            raise ConfigError(f"malformed {what} {v!r}: use NAME=VALUE")
+        k, _, val = v.partition("=")
+        out[k.strip()] = val.strip()
+    return out
+
+
+pg_option = click.option("--pg", "pg_url", envvar="METRIC_BACKFILL_PG_URL", show_envvar=True,
+                         help="PostgreSQL source URL, postgresql://user:pass@host:port/db.")
+ch_option = click.option("--clickhouse", "ch_url", envvar="METRIC_BACKFILL_CLICKHOUSE_URL", show_envvar=True,
+                         help="ClickHouse DSN: chdb:///abs/path (embedded) or http(s)://user:pass@host:port/db.")
+state_option = click.option("--state-db", default="metric_backfill", show_default=True,
+                            help="ClickHouse database for staging, run state and lookups.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(package_name="metric-backfill")
+def cli() -> None:
+    """Backfill entityMetricEvents in ClickHouse from the site's source tables, exactly once.
+
+    \b
+    plan     what would be written: sources, queries, fan-out rules, pairs
+    run      plan, stage and publish a backfill (resumes an interrupted one)
+    publish  publish a staged run
+    status   runs and their progress
+    demo     the whole thing on embedded PostgreSQL + ClickHouse with generated data
+    """
+
+
+# -- plan ------------------------------------------------------------------------------------
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--check", "check_file", type=click.Path(exists=True, dir_okay=False),
+              help="Exit non-zero listing every pair of FILE the catalog does not produce.")
+@pg_option
+@_guard
+def plan(fmt: str, check_file: str | None, pg_url: str | None) -> None:
+    """Print the catalog: per source the query, chunking and rules; per pair the rule and notes.
+
+    With --pg, BuzzTip entity types are read from the database (SELECT DISTINCT "entityType");
+    otherwise the values the site's code writes today are assumed.
+    """
+    etypes = BUZZTIP_ENTITY_TYPES
+    if pg_url:
+        from ._plan import discover_entity_types
+        from ._postgres import Postgres
+
+        with Postgres(pg_url).snapshot() as snap:
+            etypes = tuple(discover_entity_types(snap))
+            snap.close()
+    if check_file:
+        with open(check_file, encoding="utf-8") as f:
+            wanted = read_pair_list(f.read())
+        missing = missing_pairs(wanted, etypes)
+        if missing:
+            for p in missing:
+                console.print(f"missing: {p}")
+            err_console.print(f"[red]{len(missing)} of {len(wanted)} pairs in {check_file} are not produced by the catalog")
+            sys.exit(1)
+        console.print(f"all {len(wanted)} pairs of {check_file} are produced by the catalog")
+        return
+    doc = describe_catalog(etypes)
+    if fmt == "json":
+        click.echo(json.dumps(doc, indent=2))
+        return
+    click.echo(_plan_text(doc))
+
+
+def _columns(rows: list[list[str]], indent: str = "    ") -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return [indent + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+
+
+def _plan_text(doc: dict[str, Any]) -> str:
+    out: list[str] = []
+    for s in doc["sources"]:
+        ch = s["chunk"]
+        out.append(f"== {s['name']}  ({'PostgreSQL' if s['engine'] == 'pg' else 'ClickHouse'}; chunks on "
+                   f"{ch['table']}.{ch['column']}{' per ' + ch['partition'] if ch['partition'] else ''}; "
+                   f"timestamp {s['base_ts']}{'' if s['selected_by_default'] else '; not selected by default'})")
+        out.append("  query:")
+        out.extend("    " + line for line in s["query"].splitlines())
+        out.append("  fan-out:")
+        rows = [["entityType", "entityId", "userId", "metricType", "value", "when", "requires", "ts"]]
+        rows += [[r["entityType"], r["entityId"], r["userId"], r["metricType"], r["value"], r["when"] or "-",
+                  r["requires"] or "-", r["ts"]] for r in s["rules"]]
+        out.extend(_columns(rows))
+        if s["notes"]:
+            out.append(f"  notes: {s['notes']}")
+        out.append("")
+    out.append("== pairs (entityType.metricType, source, reference list, rule)")
+    out.extend(_columns([[p["pair"], p["source"] + ("" if p["default"] else " (opt-in)"), p["list"], p["rule"]]
+                         for p in doc["pairs"]], indent="  "))
+    return "\n".join(out)
+
+
+# -- run -------------------------------------------------------------------------------------
+
+def build_config(pg_url: str | None, ch_url: str | None, cutoff: str | None, **kw: Any) -> RunConfig:
+    from ._clickhouse import check_dsn
+    from ._postgres import check_pg_url
+
+    if not cutoff:
+        raise ConfigError("missing --cutoff: give the UTC instant the live pipeline took over, "
+                          "e.g. --cutoff '2025-10-01 00:00:00'")
+    cfg_cutoff = parse_cutoff(cutoff)
+    source_cutoffs = {k: parse_cutoff(v, f"cutoff of {k}") for k, v in _kv(kw.pop("source_cutoff", ()), "--source-cutoff").items()}
+    ch_tables = dict(CH_TABLES)
+    for k, v in _kv(kw.pop("ch_table", ()), "--ch-table").items():
+        if k not in ch_tables:
+            raise ConfigError(f"unknown ClickHouse source table {k!r}: choose from {', '.join(ch_tables)}")
+        ch_tables[k] = v
+    null_ts = {k: parse_cutoff(v, f"null_ts of {k}") for k, v in _kv(kw.pop("null_ts", ()), "--null-ts").items()}
+    ecd = kw.pop("earnings_cutoff_date", None)
+    return RunConfig(
+        pg_url=check_pg_url(pg_url or ""), clickhouse_url=check_dsn(ch_url or ""), cutoff=cfg_cutoff,
+        source_cutoffs=source_cutoffs, ch_tables=ch_tables, null_ts=null_ts,
+        earnings_cutoff_date=parse_date(ecd, "--earnings-cutoff-date") if ecd else None,
+        only=_csv(kw.pop("only")), sources=_csv(kw.pop("sources")), **kw)
+
+
+@cli.command()
+@pg_option
+@ch_option
+@click.option("--cutoff", help="UTC instant 'YYYY-MM-DD HH:MM:SS[.fff]'; only events strictly before it are written.")
+@click.option("--table", default="", help="Target table (table or db.table); default: the shape's standard name.")
+@click.option("--target-shape", type=click.Choice(["events", "new", "month"]), default="events", show_default=True,
+              help="Shape used when the target has to be created (an existing target is introspected).")
+@click.option("--earnings-table", default="", help="Where earnedAmount goes (default: entityMetricEvents next to the target).")
+@click.option("--only", default="", help="Comma-separated pairs, e.g. Image.Like,User.followerCount.")
+@click.option("--sources", default="", help="Comma-separated source names (see `plan`).")
+@click.option("--source-cutoff", multiple=True, metavar="SOURCE=TS", help="Per-source cutoff override (repeatable).")
+@click.option("--earnings-source", type=click.Choice(["resourceCompensations", "buzz_resource_compensation"]),
+              default="resourceCompensations", show_default=True)
+@click.option("--earnings-cutoff-date", help="First payout day processed live (default: derived from the cutoff).")
+@click.option("--null-ts", multiple=True, metavar="TABLE=TS", help="Stand-in for NULL createdAt (default: table minimum).")
+@click.option("--ch-table", multiple=True, metavar="NAME=DB.TABLE",
+              help=f"Where a ClickHouse source table lives ({', '.join(CH_TABLES)}).")
+@click.option("--generation-value", type=click.Choice(["one", "blobs"]), default="one", show_default=True)
+@click.option("--backfill-version", type=int, default=5, show_default=True, help="Written to `version` where it exists.")
+@click.option("--concurrency", type=int, default=2, show_default=True, help="Chunk workers in this process.")
+@click.option("--chunk-rows", type=int, default=500_000, show_default=True, help="Source rows per PostgreSQL chunk.")
+@click.option("--on-overlap", type=click.Choice(["abort", "skip", "replace", "accept"]), default="abort",
+              show_default=True, help="When the target already has rows of a pair before the cutoff.")
+@click.option("--run-id", default=None, help="Resume or name this run (default: resume the unfinished run of the same options).")
+@click.option("--stage-only", is_flag=True, help="Stop after staging; publish later with `metric-backfill publish RUN`.")
+@click.option("--dry-run", is_flag=True, help="Print how many events each pair would get; write nothing.")
+@click.option("--json", "json_file", type=click.Path(dir_okay=False), help="Write the run summary as JSON.")
+@state_option
+@_guard
+def run(pg_url: str | None, ch_url: str | None, cutoff: str | None, dry_run: bool, stage_only: bool,
+        run_id: str | None, json_file: str | None, state_db: str, **kw: Any) -> None:
+    """Backfill: plan chunks, stage events, publish them into the target exactly once."""
+    from . import _run
+    from ._ui import ConsoleReporter, pairs_table
+
+    cfg = build_config(pg_url, ch_url, cutoff, state_database=state_db, **kw)
+    reporter = ConsoleReporter(err_console)
+    if dry_run:
+        pairs = _run.dry_run(cfg, reporter)
+        console.print(pairs_table("dry run: events each pair would get (nothing written)", pairs))
+        if json_file:
+            with open(json_file, "w", encoding="utf-8") as f:
+                json.dump({"dry_run": True, "pairs": pairs}, f, indent=2)
+        return
+    result = _run.run(cfg, run_id=run_id, stage_only=stage_only, reporter=reporter)
+    console.print(pairs_table(f"run {result.run_id}: {result.status}", result.pairs))
+    if result.overlap:
+        console.print(f"[yellow]overlap recorded ({cfg.on_overlap}): {result.overlap}")
+    if stage_only:
+        console.print(f"staged; publish with: metric-backfill publish {result.run_id}")
+    else:
+        console.print(f"published {result.published_rows:,} rows")
+    if json_file:
+        with open(json_file, "w", encoding="utf-8") as f:
+            json.dump(result.to_dict(), f, indent=2, default=str)
+
+
+@cli.command()
+@click.argument("run_id")
+@ch_option
+@state_option
+@_guard
+def publish(run_id: str, ch_url: str | None, state_db: str) -> None:
+    """Publish a staged run into its target(s). Publishing twice changes nothing."""
+    from . import _run
+    from ._clickhouse import check_dsn
+    from ._ui import ConsoleReporter
+
+    n = _run.publish_run(check_dsn(ch_url or ""), run_id, state_database=state_db,
+                         reporter=ConsoleReporter(err_console))
+    console.print(f"run {run_id}: published {n:,} rows now" + (" (nothing left to publish)" if n == 0 else ""))
+
+
+@cli.command()
+@click.argument("run_id", required=False)
+@ch_option
+@state_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_guard
+def status(run_id: str | None, ch_url: str | None, state_db: str, as_json: bool) -> None:
+    """Runs, or one run's progress per source: chunks done/total, rows, events, rate, ETA."""
+    from ._clickhouse import ClickHouse, check_dsn
+    from ._status import run_status
+    from ._state import StateStore
+
+    ch = ClickHouse(check_dsn(ch_url or ""))
+    try:
+        state = StateStore(ch, state_db)
+        state.ensure()
+        if not run_id:
+            runs = state.runs()
+            if as_json:
+                click.echo(json.dumps(runs, default=str, indent=2))
+                return
+            t = Table(title="runs")
+            for col in ("run", "status", "created", "updated"):
+                t.add_column(col)
+            for r in runs:
+                t.add_row(r["run_id"], r["status"], str(r["created_at"])[:19], str(r["updated_at"])[:19])
+            console.print(t)
+            return
+        st = run_status(state, run_id)
+        if as_json:
+            click.echo(json.dumps(st, default=str, indent=2))
+            return
+        console.print(f"run {run_id}: [bold]{st['status']}[/]")
+        t = Table()
+        for col in ("source", "chunks done/total", "running", "failed", "rows read", "events", "rate rows/s", "ETA"):
+            t.add_column(col, justify="right" if col != "source" else "left")
+        for src in st["sources"]:
+            t.add_row(src["source"], f"{src['done']}/{src['total']}", str(src["running"]), str(src["failed"]),
+                      f"{src['rows_read']:,}", f"{src['events']:,}",
+                      f"{src['rate']:,.0f}" if src["rate"] else "-", src["eta"] or "-")
+        console.print(t)
+    finally:
+        ch.close()
+
+
+# -- demo ------------------------------------------------------------------------------------
+
+@cli.command()
+@click.option("--scale", type=float, default=1.0, show_default=True, help="Data volume (1.0 ≈ 1M source rows).")
+@click.option("--dir", "directory", type=click.Path(file_okay=False), default=".metric-backfill-demo",
+              show_default=True, help="Where the embedded PostgreSQL and ClickHouse keep their data.")
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--concurrency", type=int, default=2, show_default=True)
+@_guard
+def demo(scale: float, directory: str, seed: int, concurrency: int) -> None:
+    """Generate data in an embedded PostgreSQL + ClickHouse, backfill it, and check every total."""
+    from ._demo import run_demo
+
+    ok = run_demo(scale=scale, directory=directory, seed=seed, concurrency=concurrency, console=console,
+                  err_console=err_console)
+    sys.exit(0 if ok else 1)
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=True)
+    except BackfillError as exc:  # pragma: no cover - _guard handles command errors
+        _fail(exc)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
+
+__all__ = ["cli", "main", "redact", "os"]

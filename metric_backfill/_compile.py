@@ -1,0 +1,69 @@
+"""Compile a source's fan-out rules into one ClickHouse SELECT.
+
+Every row becomes an array of candidate lines (one tuple per rule), filtered by each rule's
+`when`, then `arrayJoin`-ed into events. One pass, no per-row Python, and ClickHouse does the
+multiplication that PostgreSQL's text output would make expensive (DESIGN.md measurements).
+
+Lines the live pipeline would drop are kept in the output with a `drop_reason`, so the run can
+count and audit them; publishing takes only `drop_reason = ''`.
+"""
+
+from __future__ import annotations
+
+from ._catalog import Rule, Source, Values
+
+__all__ = ["EVENT_COLUMNS", "fanout_select", "literal", "ts_structure"]
+
+# Staging and fan-out column order.
+EVENT_COLUMNS = ("entityType", "entityId", "userId", "metricType", "metricValue", "createdAt", "drop_reason")
+
+DROP_REASONS = ("parent_missing", "entity_null", "user_null_or_0", "ts_after_cutoff", "remix_id_not_numeric")
+
+
+def literal(value: str) -> str:
+    """A ClickHouse string literal."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def ts_structure(columns: str) -> str:
+    """Pin the time zone of DateTime64 input columns to UTC: PostgreSQL's timestamp(3) values are
+    UTC wall-clock (T16) and must not be read in the server's zone."""
+    return columns.replace("DateTime64(3)", "DateTime64(3, 'UTC')")
+
+
+def _expr(x: str | Values) -> str:
+    return literal(x) if isinstance(x, str) else x.expr
+
+
+def _line(rule: Rule, cutoff_sql: str) -> str:
+    eid = f"CAST({rule.entity_id} AS Nullable(Int32))"
+    uid = f"CAST({rule.user_id} AS Nullable(Int32))"
+    ts = f"CAST({rule.ts} AS DateTime64(3, 'UTC'))"
+    checks = []
+    if rule.requires:
+        checks.append(f"NOT ifNull(toBool({rule.requires}), false), {literal(rule.requires_reason)}")
+    checks.append(f"{eid} IS NULL, 'entity_null'")
+    if rule.user_rule:
+        checks.append(f"ifNull({uid}, 0) = 0, 'user_null_or_0'")
+    checks.append(f"{ts} >= {cutoff_sql}, 'ts_after_cutoff'")
+    reason = "multiIf(" + ", ".join(checks) + ", '')"
+    emit = f"ifNull(toBool({rule.when}), false)" if rule.when else "true"
+    return (f"tuple(CAST({_expr(rule.entity_type)} AS String), {eid}, {uid}, "
+            f"CAST({_expr(rule.metric)} AS String), CAST({rule.value} AS Int64), {ts}, {reason}, {emit})")
+
+
+def fanout_select(source: Source, rows_sql: str, cutoff_sql: str) -> str:
+    """SELECT the events (EVENT_COLUMNS) of `source` for the rows produced by `rows_sql`.
+
+    `rows_sql` is a FROM-clause body: a table function such as file(…)/input(…), or a
+    parenthesised subquery. `cutoff_sql` is a DateTime64(3, 'UTC') expression.
+    """
+    lines = ",\n        ".join(_line(r, cutoff_sql) for r in source.rules)
+    return f"""SELECT e.1 AS entityType, ifNull(e.2, 0) AS entityId, ifNull(e.3, 0) AS userId, e.4 AS metricType,
+       e.5 AS metricValue, e.6 AS createdAt, e.7 AS drop_reason
+FROM (
+    SELECT arrayJoin(arrayFilter(x -> x.8, [
+        {lines}
+    ])) AS e
+    FROM {rows_sql}
+)"""

@@ -1,0 +1,173 @@
+"""Run configuration: typed, validated once, with a docstring per field."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Literal
+
+from ._catalog import CATALOG, Source
+from ._errors import ConfigError, redact
+
+__all__ = ["CH_TABLES", "RunConfig", "TargetShape", "parse_cutoff", "parse_date"]
+
+TargetShape = Literal["events", "new", "month"]
+SHAPE_TABLES: dict[str, str] = {"events": "entityMetricEvents", "new": "entityMetricEvents_new",
+                                "month": "entityMetricEvents_month"}
+# Logical names of the ClickHouse source tables (events.md §21–§24) and where the site keeps them.
+CH_TABLES: dict[str, str] = {
+    "modelVersionEvents": "default.modelVersionEvents",
+    "jobs": "orchestration.jobs",
+    "buzz_resource_compensation": "default.buzz_resource_compensation",
+    "resourceCompensations": "orchestration.resourceCompensations",
+}
+EARNINGS_SOURCES = ("resourceCompensations", "buzz_resource_compensation")
+
+_CUTOFF_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})(\.\d{1,3})?Z?$")
+
+
+def parse_cutoff(text: str, what: str = "cutoff") -> datetime:
+    """'YYYY-MM-DD HH:MM:SS[.fff]' (UTC) → naive UTC datetime, millisecond precision."""
+    m = _CUTOFF_RE.match(text.strip()) if text else None
+    if not m:
+        raise ConfigError(f"malformed {what} {text!r}: use 'YYYY-MM-DD HH:MM:SS[.fff]' in UTC, "
+                          "e.g. --cutoff '2025-10-01 00:00:00'")
+    try:
+        value = datetime.fromisoformat(f"{m[1]} {m[2]}{(m[3] or '').ljust(4, '0') if m[3] else ''}")
+    except ValueError as exc:
+        raise ConfigError(f"malformed {what} {text!r}: {exc}; use 'YYYY-MM-DD HH:MM:SS[.fff]' in UTC") from None
+    return value
+
+
+def parse_date(text: str, what: str) -> date:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise ConfigError(f"malformed {what} {text!r}: use 'YYYY-MM-DD'") from None
+
+
+def format_ts(ts: datetime) -> str:
+    """A UTC timestamp as ClickHouse and PostgreSQL both read it, with milliseconds."""
+    return ts.strftime("%Y-%m-%d %H:%M:%S.") + f"{ts.microsecond // 1000:03d}"
+
+
+def _json_default(v: object) -> str:
+    if isinstance(v, datetime):
+        return format_ts(v)
+    return str(v)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run depends on. Two invocations with the same fingerprint are the same run."""
+
+    pg_url: str
+    """PostgreSQL source URL (read-only use; credentials are never logged)."""
+    clickhouse_url: str
+    """ClickHouse DSN: chdb:///abs/path (embedded) or http(s)://user:pass@host:port/db."""
+    cutoff: datetime
+    """Global cutoff, naive UTC: only events strictly before it are written."""
+    source_cutoffs: dict[str, datetime] = field(default_factory=dict)
+    """Per-source cutoff overrides (README §4: each source's live coverage began at its own time)."""
+    table: str = ""
+    """Target table, `table` or `db.table`; empty = the shape's standard name in the DSN's database."""
+    target_shape: TargetShape = "events"
+    """Shape used when the target must be created: events (DateTime64(3) MergeTree), new
+    (DateTime + version), month (ReplacingMergeTree). An existing target is introspected instead."""
+    earnings_table: str = ""
+    """Where earnedAmount goes (R6: the live earnings writer uses default.entityMetricEvents);
+    empty = `entityMetricEvents` next to the target."""
+    only: tuple[str, ...] = ()
+    """Pair allowlist (Entity.metric); empty = every pair the pipeline emits except Comic.*."""
+    sources: tuple[str, ...] = ()
+    """Source allowlist (catalog names); empty = all selected by `only`."""
+    earnings_source: str = "resourceCompensations"
+    """resourceCompensations (today's path) or buzz_resource_compensation (Sept-2025 path)."""
+    earnings_cutoff_date: date | None = None
+    """First payout day processed live; earnings days before it are written. Default: the first
+    day whose midnight is not before the cutoff."""
+    null_ts: dict[str, datetime] = field(default_factory=dict)
+    """Overrides of the stand-in for NULL createdAt per table (default: the table's minimum)."""
+    generation_value: Literal["one", "blobs"] = "one"
+    """Value of a generation/remix event: 1 (what the live stream delivers) or blobsCount."""
+    backfill_version: int = 5
+    """Written to `version` where the target has it (R7; 2, 3 and 4 are taken)."""
+    ch_tables: dict[str, str] = field(default_factory=lambda: dict(CH_TABLES))
+    """Qualified names of the ClickHouse source tables."""
+    state_database: str = "metric_backfill"
+    """ClickHouse database holding staging, run state and lookups."""
+    chunk_rows: int = 500_000
+    """Target source rows per PostgreSQL chunk."""
+    ch_chunk_rows: int = 5_000_000
+    """Target source rows per ClickHouse-sourced chunk."""
+    publish_slice_rows: int = 4_000_000
+    """Largest publish slice: each slice is inserted as one block (one part per partition)."""
+    concurrency: int = 2
+    """Chunk workers in this process."""
+    on_overlap: Literal["abort", "skip", "replace", "accept"] = "abort"
+    """What to do when the target already has rows of a selected pair before the cutoff."""
+
+    # -- derived ---------------------------------------------------------------------------
+    def cutoff_for(self, source: Source) -> datetime:
+        return self.source_cutoffs.get(source.name, self.cutoff)
+
+    def earnings_cutoff(self, source: Source | None = None) -> date:
+        if self.earnings_cutoff_date:
+            return self.earnings_cutoff_date
+        c = self.cutoff_for(source) if source else self.cutoff
+        return c.date() if c == datetime(c.year, c.month, c.day) else c.date() + timedelta(days=1)
+
+    def fingerprint(self) -> str:
+        """Identity of the run's inputs and outputs (not of tuning knobs): a re-run of the same
+        command finds and resumes its own run."""
+        keep = {k: v for k, v in dataclasses.asdict(self).items()
+                if k not in ("concurrency", "chunk_rows", "ch_chunk_rows", "publish_slice_rows", "on_overlap")}
+        keep["pg_url"] = redact(self.pg_url)
+        keep["clickhouse_url"] = redact(self.clickhouse_url)
+        blob = json.dumps(keep, sort_keys=True, default=_json_default)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_public(cls, d: dict[str, object], *, clickhouse_url: str, pg_url: str = "") -> "RunConfig":
+        """Rebuild the configuration a run recorded (its URLs were redacted, so pass them)."""
+        kw = {f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d}
+        kw["clickhouse_url"] = clickhouse_url
+        kw["pg_url"] = pg_url or str(d.get("pg_url", ""))
+        kw["cutoff"] = parse_cutoff(str(d["cutoff"]))
+        kw["source_cutoffs"] = {k: parse_cutoff(str(v)) for k, v in dict(d.get("source_cutoffs") or {}).items()}  # type: ignore[call-overload]
+        kw["null_ts"] = {k: parse_cutoff(str(v)) for k, v in dict(d.get("null_ts") or {}).items()}  # type: ignore[call-overload]
+        if d.get("earnings_cutoff_date"):
+            kw["earnings_cutoff_date"] = parse_date(str(d["earnings_cutoff_date"]), "earnings cutoff date")
+        for key in ("only", "sources"):
+            kw[key] = tuple(d.get(key) or ())  # type: ignore[arg-type]
+        return cls(**kw)  # type: ignore[arg-type]
+
+    def public_dict(self) -> dict[str, object]:
+        d = dataclasses.asdict(self)
+        d["pg_url"] = redact(self.pg_url)
+        d["clickhouse_url"] = redact(self.clickhouse_url)
+        return json.loads(json.dumps(d, default=_json_default))
+
+
+def validate_names(cfg: RunConfig) -> None:
+    names = {s.name.lower() for s in CATALOG}
+    for s in cfg.sources:
+        if s.lower() not in names:
+            raise ConfigError(f"unknown source {s!r}: choose from {', '.join(x.name for x in CATALOG)}")
+    for s in cfg.source_cutoffs:
+        if s.lower() not in names:
+            raise ConfigError(f"unknown source {s!r} in a per-source cutoff: choose from {', '.join(x.name for x in CATALOG)}")
+    if cfg.earnings_source not in EARNINGS_SOURCES:
+        raise ConfigError(f"unknown earnings source {cfg.earnings_source!r}: use {' or '.join(EARNINGS_SOURCES)}")
+    if cfg.target_shape not in SHAPE_TABLES:
+        raise ConfigError(f"unknown target shape {cfg.target_shape!r}: use events, new or month")
+    if not 0 <= cfg.backfill_version <= 255:
+        raise ConfigError("--backfill-version must be between 0 and 255 (UInt8)")
+    if cfg.concurrency < 1:
+        raise ConfigError("--concurrency must be at least 1")
+    if cfg.cutoff.microsecond % 1000:
+        raise ConfigError("the cutoff has sub-millisecond precision: timestamps are timestamp(3)")

@@ -1,0 +1,338 @@
+"""Plan: which sources and pairs a run covers, and the chunks it reads them in.
+
+Chunks are half-open key ranges [lo, hi) on each source's indexed chunk column (T17), sized by
+row count. PostgreSQL ranges follow the column's distribution as PostgreSQL's own statistics
+describe it (most-common values plus the equi-depth histogram), so a table chunked on a skewed
+user id still gets chunks of similar size; without statistics the range is cut evenly.
+ClickHouse sources are cut into whole days (earnings must hold whole days, events.md §23–§24).
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+from string import Template
+from typing import Any
+
+from psycopg import sql
+
+from ._catalog import BUZZTIP_ENTITY_TYPES, CATALOG, Source
+from ._clickhouse import ClickHouse
+from ._config import RunConfig, format_ts
+from ._errors import ConfigError, SourceError
+from ._postgres import Snapshot
+
+__all__ = ["Chunk", "Plan", "SourcePlan", "build_plan", "select_pairs"]
+
+EPOCH = datetime(1970, 1, 1)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    chunk_id: int
+    source: str
+    part: str
+    """BuzzTip entityType for partitioned sources, else ''."""
+    lo: str
+    hi: str
+    est_rows: int
+
+
+@dataclass
+class SourcePlan:
+    source: Source
+    pairs: list[str]
+    cutoff: datetime
+    null_ts: datetime | None = None
+    query: str = ""
+    """The source query with optional columns resolved (PostgreSQL) or table names filled in (ClickHouse)."""
+    cutoff_date: date | None = None
+    parts: list[str] = field(default_factory=list)
+
+    @property
+    def partial(self) -> bool:
+        """Only some of the source's pairs are selected: filter lines by pair."""
+        return set(self.pairs) != set(self.source.pairs(self.parts or BUZZTIP_ENTITY_TYPES))
+
+
+@dataclass
+class Plan:
+    sources: list[SourcePlan]
+    chunks: list[Chunk]
+    snapshot_id: str
+    buzztip_entity_types: list[str]
+
+    def source(self, name: str) -> SourcePlan:
+        for sp in self.sources:
+            if sp.source.name == name:
+                return sp
+        raise KeyError(name)
+
+    def manifest(self) -> dict[str, Any]:
+        return {
+            "snapshot_id": self.snapshot_id,
+            "buzztip_entity_types": self.buzztip_entity_types,
+            "sources": [{"name": sp.source.name, "pairs": sp.pairs, "cutoff": format_ts(sp.cutoff),
+                         "null_ts": format_ts(sp.null_ts) if sp.null_ts else None,
+                         "cutoff_date": sp.cutoff_date.isoformat() if sp.cutoff_date else None,
+                         "chunks": sum(1 for c in self.chunks if c.source == sp.source.name)}
+                        for sp in self.sources],
+            "chunks": len(self.chunks),
+        }
+
+
+def eligible_sources(cfg: RunConfig) -> list[Source]:
+    """Catalog sources a run may use: one earnings path, and only what --sources allows."""
+    named = {s.lower() for s in cfg.sources}
+    out = []
+    for s in CATALOG:
+        if s.earnings and s.earnings != cfg.earnings_source and s.name.lower() not in named:
+            continue
+        if named and s.name.lower() not in named:
+            continue
+        out.append(s)
+    earnings = [s for s in out if s.earnings]
+    if len(earnings) > 1:
+        raise ConfigError("both earnings sources are selected; they write the same pairs twice — "
+                          "choose one with --earnings-source")
+    return out
+
+
+def select_pairs(cfg: RunConfig, etypes: list[str]) -> dict[str, list[str]]:
+    """source name → selected pairs (in catalog order)."""
+    sources = eligible_sources(cfg)
+    universe = {p: s for s in sources for p in s.pairs(etypes)}
+    named = {s.lower() for s in cfg.sources}
+    if cfg.only:
+        all_pairs = {p for s in CATALOG for p in s.pairs(etypes)}
+        for p in cfg.only:
+            if p not in all_pairs:
+                close = sorted(q for q in all_pairs if q.lower() == p.lower() or q.split(".")[-1] == p.split(".")[-1])[:4]
+                hint = f" (did you mean {', '.join(close)}?)" if close else ""
+                raise ConfigError(f"unknown pair {p!r}{hint}: pairs are Entity.metricType as in `metric-backfill plan`")
+            if p not in universe:
+                raise ConfigError(f"pair {p!r} is not produced by the selected sources "
+                                  "(check --sources and --earnings-source)")
+        wanted = set(cfg.only)
+    else:
+        wanted = {p for p, s in universe.items() if not s.default_off or s.name.lower() in named}
+    out: dict[str, list[str]] = {}
+    for s in sources:
+        ps = [p for p in s.pairs(etypes) if p in wanted]
+        if ps:
+            out[s.name] = ps
+    if not out:
+        raise ConfigError("the selection is empty: no pair matches --only/--sources")
+    return out
+
+
+def _ch_template(cfg: RunConfig, source: Source) -> str:
+    mapping = dict(cfg.ch_tables)
+    mapping["generation_value"] = "if(blobsCount > 0, blobsCount, 1)" if cfg.generation_value == "blobs" else "1"
+    # Lookups are filled per chunk by the engine; leave their placeholders.
+    for lk in source.lookups:
+        mapping[f"lookup_{lk.name}"] = f"$lookup_{lk.name}"
+    return Template(source.query).safe_substitute(mapping)
+
+
+# -- PostgreSQL chunking ---------------------------------------------------------------------
+
+def _pg_stats(snap: Snapshot, table: str, column: str) -> tuple[float, list[int], list[float], list[int]] | None:
+    rows = snap.fetch("SELECT null_frac, most_common_vals::text::bigint[], most_common_freqs, "
+                      "histogram_bounds::text::bigint[] FROM pg_stats "
+                      "WHERE schemaname = current_schema() AND tablename = %s AND attname = %s",
+                      (table, column), what=f"reading statistics of {table}")
+    if not rows:
+        return None
+    null_frac, mcv, mcf, hist = rows[0]
+    return float(null_frac or 0), list(mcv or []), [float(x) for x in (mcf or [])], list(hist or [])
+
+
+def _cdf(stats: tuple[float, list[int], list[float], list[int]]):  # type: ignore[no-untyped-def]
+    null_frac, mcv, mcf, hist = stats
+    hist_mass = max(0.0, 1.0 - null_frac - sum(mcf))
+    pairs = sorted(zip(mcv, mcf))
+    mv = [v for v, _ in pairs]
+    cum = [0.0]
+    for _, f in pairs:
+        cum.append(cum[-1] + f)
+    buckets = max(len(hist) - 1, 0)
+
+    def below(x: int) -> float:
+        """Estimated fraction of non-null rows with value < x."""
+        mass = cum[bisect.bisect_left(mv, x)]
+        if buckets:
+            if x > hist[-1]:
+                frac = 1.0
+            elif x <= hist[0]:
+                frac = 0.0
+            else:
+                j = bisect.bisect_right(hist, x) - 1
+                lo, hi = hist[j], hist[min(j + 1, buckets)]
+                frac = (j + ((x - lo) / (hi - lo) if hi > lo else 0.0)) / buckets
+            mass += hist_mass * frac
+        total = sum(mcf) + (hist_mass if buckets else 0.0)
+        return mass / total if total > 0 else 0.0
+
+    return below
+
+
+def int_ranges(lo: int, hi: int, pieces: int, below=None) -> list[tuple[int, int]]:  # type: ignore[no-untyped-def]
+    """Cut [lo, hi) into about `pieces` ranges of similar row counts (by `below`, else evenly)."""
+    if pieces <= 1 or hi - lo <= 1:
+        return [(lo, hi)]
+    cuts = [lo]
+    for i in range(1, pieces):
+        q = i / pieces
+        if below is None:
+            x = lo + (hi - lo) * i // pieces
+        else:
+            a, b = lo, hi
+            while a < b:  # smallest x with below(x) >= q
+                m = (a + b) // 2
+                if below(m) >= q:
+                    b = m
+                else:
+                    a = m + 1
+            x = a
+        if cuts[-1] < x < hi:
+            cuts.append(x)
+    cuts.append(hi)
+    return list(zip(cuts, cuts[1:]))
+
+
+def _pg_chunks(snap: Snapshot, sp: SourcePlan, target_rows: int) -> list[tuple[str, int, int, int]]:
+    s = sp.source
+    table, col = s.chunk.table, s.chunk.column
+    t, c = sql.Identifier(table), sql.Identifier(col)
+    out: list[tuple[str, int, int, int]] = []
+    if s.chunk.partition:
+        p = sql.Identifier(s.chunk.partition)
+        rows = snap.fetch(sql.SQL("SELECT {p}, count(*), min({c}), max({c}) FROM {t} GROUP BY {p} ORDER BY {p}")
+                          .format(p=p, c=c, t=t), what=f"planning {table}")
+        for part, n, lo, hi in rows:
+            if str(part) not in sp.parts:
+                continue
+            for a, b in int_ranges(int(lo), int(hi) + 1, math.ceil(int(n) / target_rows)):
+                out.append((str(part), a, b, int(n) * (b - a) // max(1, int(hi) + 1 - int(lo))))
+        return out
+    lo, hi = snap.fetch(sql.SQL("SELECT min({c}), max({c}) FROM {t}").format(c=c, t=t), what=f"planning {table}")[0]
+    if lo is None:
+        return []
+    est = snap.fetch("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
+                     (sql.Identifier(table).as_string(snap.holder),), what=f"planning {table}")[0][0]
+    if est is None or est < 0:
+        est = snap.fetch(sql.SQL("SELECT count(*) FROM {t}").format(t=t), what=f"counting {table}")[0][0]
+    est = int(est)
+    pieces = math.ceil(est / target_rows) if est else 1
+    stats = _pg_stats(snap, table, col) if pieces > 1 else None
+    below = _cdf(stats) if stats and (stats[1] or len(stats[3]) > 1) else None
+    ranges = int_ranges(int(lo), int(hi) + 1, pieces, below)
+    for a, b in ranges:
+        share = (below(b) - below(a)) if below else (b - a) / (int(hi) + 1 - int(lo))
+        out.append(("", a, b, max(0, round(est * share))))
+    return out
+
+
+# -- ClickHouse chunking ---------------------------------------------------------------------
+
+def _ch_days(ch: ClickHouse, sp: SourcePlan, cfg: RunConfig) -> list[tuple[date, int]]:
+    s = sp.source
+    table = Template(s.chunk.table).substitute(cfg.ch_tables)
+    db, _, name = table.partition(".")
+    if ch.engine(db, name) is None:
+        raise SourceError(f"ClickHouse source table {table} does not exist — create it, point "
+                          f"--ch-table {s.name}=db.table at it, or leave {s.name} out with --sources")
+    col = s.chunk.column
+    final = " FINAL" if s.name == "buzz_resource_compensation" else ""
+    limit = (f"{col} < {{cd:Date}}" if s.chunk.kind == "day" else f"{col} < {{c:DateTime64(3, 'UTC')}}")
+    rows = ch.query(f"SELECT toDate({col}) AS d, count() FROM {table}{final} WHERE {limit} GROUP BY d ORDER BY d",
+                    parameters={"c": format_ts(sp.cutoff), "cd": sp.cutoff_date or date(2100, 1, 1)},
+                    what=f"planning {table}")
+    return [(r[0], int(r[1])) for r in rows]
+
+
+def _ch_chunks(days: list[tuple[date, int]], target_rows: int) -> list[tuple[str, str, int]]:
+    out: list[tuple[str, str, int]] = []
+    start: date | None = None
+    acc = 0
+    for i, (d, n) in enumerate(days):
+        if start is None:
+            start = d
+        acc += n
+        last = i == len(days) - 1
+        if acc >= target_rows or last:
+            end = d + timedelta(days=1)
+            out.append((format_ts(datetime.combine(start, datetime.min.time())),
+                        format_ts(datetime.combine(end, datetime.min.time())), acc))
+            start, acc = None, 0
+    return out
+
+
+# -- plan ------------------------------------------------------------------------------------
+
+def _check_pg_query(snap: Snapshot, sp: SourcePlan) -> None:
+    params = {"lo": 0, "hi": 0, "cutoff": sp.cutoff, "null_ts": sp.null_ts or EPOCH, "etype": ""}
+    snap.fetch(sql.SQL("SELECT * FROM ({}) q LIMIT 0").format(sql.SQL(sp.query)), params,  # type: ignore[arg-type]
+               what=f"checking source {sp.source.name}")
+
+
+def _column_exists(snap: Snapshot, table: str, column: str) -> bool:
+    return bool(snap.fetch("SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
+                           "AND table_name = %s AND column_name = %s", (table, column), what="reading the catalog"))
+
+
+def discover_entity_types(snap: Snapshot) -> list[str]:
+    rows = snap.fetch('SELECT DISTINCT "entityType" FROM "BuzzTip" ORDER BY 1', what="listing BuzzTip entity types")
+    return [str(r[0]) for r in rows]
+
+
+def build_plan(cfg: RunConfig, snap: Snapshot, ch: ClickHouse) -> Plan:
+    etypes = discover_entity_types(snap)
+    selection = select_pairs(cfg, etypes)
+    plans: list[SourcePlan] = []
+    for s in CATALOG:
+        if s.name not in selection:
+            continue
+        sp = SourcePlan(s, selection[s.name], cfg.cutoff_for(s), parts=etypes if s.chunk.partition else [])
+        if s.engine == "pg":
+            q = s.query
+            for ph, (col, present, absent) in s.optional_columns.items():
+                table, column = col.split(".")
+                q = q.replace(f"${ph}", present if _column_exists(snap, table, column) else absent)
+            sp.query = q
+            if s.null_ts_table:
+                override = cfg.null_ts.get(s.null_ts_table)
+                if override:
+                    sp.null_ts = override
+                else:
+                    t = sql.Identifier(s.null_ts_table)
+                    v = snap.fetch(sql.SQL('SELECT min("createdAt") FROM {}').format(t),
+                                   what=f"finding the NULL createdAt stand-in of {s.null_ts_table}")[0][0]
+                    sp.null_ts = v or EPOCH
+            if s.chunk.partition:
+                # Only entity types with a selected pair are read.
+                sp.parts = [e for e in etypes if any(p.startswith(f"{e}.") for p in sp.pairs)
+                            or any(p.startswith("User.") for p in sp.pairs)]
+            _check_pg_query(snap, sp)
+        else:
+            sp.query = _ch_template(cfg, s)
+            if s.earnings:
+                sp.cutoff_date = cfg.earnings_cutoff(s)
+        plans.append(sp)
+
+    chunks: list[Chunk] = []
+    for sp in plans:
+        if sp.source.engine == "pg":
+            for part, lo, hi, est in _pg_chunks(snap, sp, cfg.chunk_rows):
+                chunks.append(Chunk(len(chunks), sp.source.name, part, str(lo), str(hi), est))
+        else:
+            for lo_s, hi_s, est in _ch_chunks(_ch_days(ch, sp, cfg), cfg.ch_chunk_rows):
+                chunks.append(Chunk(len(chunks), sp.source.name, "", lo_s, hi_s, est))
+    return Plan(plans, chunks, snap.id, etypes)
+
+
+def chunk_dict(c: Chunk) -> dict[str, Any]:
+    return asdict(c)

@@ -1,0 +1,222 @@
+"""Publish: move a staged run into its target(s) exactly once.
+
+Insert-fired rollups on the target count every inserted row forever (T1), so each event may be
+inserted exactly once. The run is published in slices — one target partition (month), split by
+entityType and entityId hash when large — and each slice is:
+
+1. measured: its row count and value sum, and the target's count/sum over the slice's scope
+   (its month, pairs and hash bucket, before the cutoff) — the "before" picture;
+2. recorded in the ledger as `started`, with that picture;
+3. inserted with one `INSERT … SELECT` squashed into a single block, so it lands as one part per
+   partition and reaches each materialized view as one block: all or nothing;
+4. recorded as `done`.
+
+A slice with a `done` entry is never inserted again. A slice left `started` by a crash is
+settled by looking, not by retrying blindly: if the target's scope still shows the "before"
+picture the insert never landed and is redone; if it shows before + slice it landed and is
+marked done; anything else stops with PublishConflict. The `insert_deduplication_token` is a
+second guard only (T2: it does not protect views on non-replicated tables).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ._clickhouse import ClickHouse, quote_ident
+from ._compile import literal
+from ._config import format_ts
+from ._errors import PublishConflict
+from ._state import StateStore, now
+from ._target import Target
+
+__all__ = ["Publisher", "Slice"]
+
+LEDGER = "metric_backfill_ledger"
+
+
+@dataclass(frozen=True)
+class Slice:
+    target: Target
+    month: int
+    pairs: tuple[tuple[str, str], ...]
+    buckets: int
+    bucket: int
+    staged_rows: int
+
+    @property
+    def key(self) -> str:
+        ets = sorted({e for e, _ in self.pairs})
+        label = ets[0] if len(ets) == 1 else f"{len(ets)}types"
+        digest = hashlib.sha1(repr(self.pairs).encode()).hexdigest()[:8]
+        return f"{self.month}:{label}:{self.bucket}/{self.buckets}:{digest}"
+
+
+def _pairs_sql(pairs: tuple[tuple[str, str], ...]) -> str:
+    return ", ".join(f"({literal(e)}, {literal(m)})" for e, m in pairs)
+
+
+class Publisher:
+    def __init__(self, ch: ClickHouse, state: StateStore, run_id: str, *, main: Target,
+                 earnings: Target | None, cutoff: datetime, version: int, slice_rows: int) -> None:
+        self.ch = ch
+        self.state = state
+        self.run_id = run_id
+        self.main = main
+        self.earnings = earnings or main
+        self.cutoff = cutoff
+        self.version = version
+        self.slice_rows = max(1, slice_rows)
+
+    # -- ledger ------------------------------------------------------------------------------
+    def ledger(self, target: Target) -> str:
+        return f"{quote_ident(target.database)}.{quote_ident(LEDGER)}"
+
+    def ensure_ledger(self, target: Target) -> None:
+        self.ch.command(f"""CREATE TABLE IF NOT EXISTS {self.ledger(target)} (
+            run_id String, target String, slice String, step LowCardinality(String),
+            rows UInt64, value_sum Int64, before_rows UInt64, before_sum Int64,
+            token String, at DateTime64(6, 'UTC'), note String
+        ) ENGINE = MergeTree ORDER BY (run_id, target, slice, at)""", what="creating the publish ledger")
+
+    def _ledger_entries(self, target: Target) -> dict[str, dict[str, Any]]:
+        rows = self.ch.query(f"SELECT slice, step, rows, value_sum, before_rows, before_sum FROM {self.ledger(target)} "
+                             "WHERE run_id = {r:String} AND target = {t:String} ORDER BY at",
+                             parameters={"r": self.run_id, "t": target.label}, what="reading the publish ledger")
+        out: dict[str, dict[str, Any]] = {}
+        for s, step, n, vs, br, bs in rows:
+            e = out.setdefault(s, {})
+            if step == "started" and "started" not in e:
+                e["started"] = (int(n), int(vs), int(br), int(bs))
+            elif step == "done":
+                e["done"] = (int(n), int(vs))
+        return out
+
+    def _record(self, target: Target, sl: Slice, step: str, rows: int, value_sum: int,
+                before: tuple[int, int], token: str, note: str = "") -> None:
+        self.ch.insert(self.ledger(target), [[self.run_id, target.label, sl.key, step, rows, value_sum,
+                                              before[0], before[1], token, now(), note]],
+                       ["run_id", "target", "slice", "step", "rows", "value_sum", "before_rows", "before_sum",
+                        "token", "at", "note"], what="writing the publish ledger")
+
+    # -- slices ------------------------------------------------------------------------------
+    def _staged_where(self) -> str:
+        return (f"run_id = {literal(self.run_id)} AND drop_reason = '' "
+                f"AND (chunk_id, attempt) IN {self.state.done_attempts_sql(literal(self.run_id))}")
+
+    def plan_slices(self) -> list[Slice]:
+        rows = self.ch.query(f"SELECT toYYYYMM(createdAt) AS m, entityType, metricType, count() "
+                             f"FROM {self.state.t('staging')} WHERE {self._staged_where()} "
+                             "GROUP BY m, entityType, metricType ORDER BY m, entityType, metricType",
+                             what="sizing the publish")
+        groups: dict[tuple[str, int], dict[str, list[tuple[str, int]]]] = {}
+        for m, et, mt, n in rows:
+            target = self.earnings if mt == "earnedAmount" else self.main
+            groups.setdefault((target.label, int(m)), {}).setdefault(str(et), []).append((str(mt), int(n)))
+        slices: list[Slice] = []
+        for (label, month), by_type in sorted(groups.items()):
+            target = self.main if label == self.main.label else self.earnings
+            # Pack whole entity types into slices up to slice_rows; split a big one by entityId hash.
+            # Pre-aggregation keys never cross an entity type or an entityId, so each slice holds
+            # whole keys (T4).
+            pending: list[tuple[str, str]] = []
+            pending_rows = 0
+            for et in sorted(by_type):
+                n = sum(c for _, c in by_type[et])
+                pairs = tuple((et, mt) for mt, _ in by_type[et])
+                if n > self.slice_rows:
+                    k = -(-n // self.slice_rows)
+                    for b in range(k):
+                        slices.append(Slice(target, month, pairs, k, b, n // k))
+                    continue
+                if pending and pending_rows + n > self.slice_rows:
+                    slices.append(Slice(target, month, tuple(pending), 1, 0, pending_rows))
+                    pending, pending_rows = [], 0
+                pending.extend(pairs)
+                pending_rows += n
+            if pending:
+                slices.append(Slice(target, month, tuple(pending), 1, 0, pending_rows))
+        return slices
+
+    def _scope(self, sl: Slice, ts_col: str = "createdAt") -> str:
+        cond = (f"toYYYYMM({ts_col}) = {sl.month} AND (entityType, metricType) IN ({_pairs_sql(sl.pairs)})")
+        if sl.buckets > 1:
+            cond += f" AND cityHash64(entityId) % {sl.buckets} = {sl.bucket}"
+        return cond
+
+    def select_sql(self, sl: Slice) -> str:
+        t = sl.target
+        where = f"{self._staged_where()} AND {self._scope(sl)}"
+        version = f", toUInt8({int(self.version)}) AS ver" if t.has_version else ""
+        if t.replacing:
+            # Collapse rows that share the replacing key, summing values; drop zero sums (T4).
+            return (f"SELECT entityType, entityId, userId, metricType, toInt32(sum(metricValue)) AS v, "
+                    f"toDateTime(createdAt, 'UTC') AS ts{version}\nFROM {self.state.t('staging')}\nWHERE {where}\n"
+                    "GROUP BY entityType, entityId, metricType, userId, ts HAVING sum(metricValue) != 0")
+        ts = "toDateTime64(createdAt, 3, 'UTC')" if t.millis else "toDateTime(createdAt, 'UTC')"
+        return (f"SELECT entityType, entityId, userId, metricType, toInt32(metricValue) AS v, {ts} AS ts{version}\n"
+                f"FROM {self.state.t('staging')}\nWHERE {where}")
+
+    def _target_scope(self, sl: Slice) -> tuple[int, int]:
+        cutoff = f"toDateTime64({literal(format_ts(self.cutoff))}, 3, 'UTC')"
+        r = self.ch.query(f"SELECT count(), toInt64(sum(metricValue)) FROM {sl.target.name} "
+                          f"WHERE {self._scope(sl)} AND createdAt < {cutoff}", what="measuring the target")[0]
+        return int(r[0]), int(r[1] or 0)
+
+    # -- publish -----------------------------------------------------------------------------
+    def publish(self, on_slice: Callable[[Slice, int, str], None] | None = None) -> tuple[int, int]:
+        """Publish every slice not yet done; returns (rows inserted now, slices skipped as done)."""
+        for t in {self.main.label: self.main, self.earnings.label: self.earnings}.values():
+            self.ensure_ledger(t)
+        entries = {t.label: self._ledger_entries(t) for t in (self.main, self.earnings)}
+        inserted = skipped = 0
+        for sl in self.plan_slices():
+            e = entries[sl.target.label].get(sl.key, {})
+            token = f"metric-backfill:{self.run_id}:{sl.target.label}:{sl.key}"
+            if "done" in e:
+                skipped += 1
+                if on_slice:
+                    on_slice(sl, 0, "already published")
+                continue
+            cols = "entityType, entityId, userId, metricType, metricValue, createdAt" + \
+                   (", version" if sl.target.has_version else "")
+            select = self.select_sql(sl)
+            n, vs = (int(x or 0) for x in self.ch.query(f"SELECT count(), toInt64(sum(v)) FROM ({select})",
+                                                         what="measuring a publish slice")[0])
+            before = self._target_scope(sl)
+            if "started" in e:
+                r0, v0, b0, s0 = e["started"]
+                if before == (b0 + r0, s0 + v0):
+                    self._record(sl.target, sl, "done", r0, v0, (b0, s0), token, "settled after restart: insert had landed")
+                    if on_slice:
+                        on_slice(sl, 0, "settled: had landed before the interruption")
+                    continue
+                if before != (b0, s0):
+                    raise PublishConflict(
+                        f"publish slice {sl.key} of run {self.run_id} into {sl.target.label} was interrupted and the "
+                        f"target now holds {before[0]} rows in its scope, neither the {b0} before nor the "
+                        f"{b0 + r0} after: inspect {self.ledger(sl.target)} and the target before going on")
+                before = (b0, s0)
+            if n == 0:
+                self._record(sl.target, sl, "done", 0, 0, before, token, "empty")
+                continue
+            self._record(sl.target, sl, "started", n, vs, before, token)
+            settings = {
+                "async_insert": 0,
+                "insert_deduplicate": 1,
+                "insert_deduplication_token": token,
+                "deduplicate_blocks_in_dependent_materialized_views": 1,
+                "min_insert_block_size_rows": n + 1,
+                "min_insert_block_size_bytes": 1 << 40,
+                "max_insert_threads": 1,
+            }
+            self.ch.command(f"INSERT INTO {sl.target.name} ({cols})\n{select}", settings=settings,
+                            what=f"publishing slice {sl.key} into {sl.target.label}")
+            self._record(sl.target, sl, "done", n, vs, before, token)
+            inserted += n
+            if on_slice:
+                on_slice(sl, n, "published")
+        return inserted, skipped

@@ -1,0 +1,294 @@
+"""The run: plan → stage → verify → publish, resumable, with progress reported to a `Reporter`."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections import defaultdict
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from ._clickhouse import ClickHouse
+from ._compile import literal
+from ._config import RunConfig, format_ts, validate_names
+from ._errors import Cancelled, ConfigError, OverlapError, TerminalError, TransientError
+from ._fence import check_overlap
+from ._plan import Chunk, Plan, SourcePlan, build_plan
+from ._postgres import Postgres, Snapshot
+from ._publish import Publisher, Slice
+from ._stage import ChunkStager, dry_run_counts
+from ._state import ChunkState, StateStore, now, worker_name
+from ._target import Target, ensure_target, resolve_targets
+
+__all__ = ["Reporter", "RunResult", "dry_run", "publish_run", "run"]
+
+RETRY_ATTEMPTS = 5
+
+
+class Reporter(Protocol):
+    def message(self, text: str) -> None: ...
+    def planned(self, plan: Plan, todo: list[Chunk]) -> None: ...
+    def chunk_done(self, chunk: Chunk, rows_read: int) -> None: ...
+    def retrying(self, chunk: Chunk, attempt: int, error: BaseException) -> None: ...
+    def slice_done(self, sl: Slice, rows: int, note: str) -> None: ...
+    def finished(self) -> None: ...
+
+
+class SilentReporter:
+    def message(self, text: str) -> None: pass
+    def planned(self, plan: Plan, todo: list[Chunk]) -> None: pass
+    def chunk_done(self, chunk: Chunk, rows_read: int) -> None: pass
+    def retrying(self, chunk: Chunk, attempt: int, error: BaseException) -> None: pass
+    def slice_done(self, sl: Slice, rows: int, note: str) -> None: pass
+    def finished(self) -> None: pass
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    status: str
+    pairs: dict[str, dict[str, int]] = field(default_factory=dict)
+    """pair → {events, value_sum, drop reasons...}"""
+    published_rows: int = 0
+    resumed: bool = False
+    overlap: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "status": self.status, "pairs": self.pairs,
+                "published_rows": self.published_rows, "resumed": self.resumed, "overlap": self.overlap}
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+
+
+def _pair_totals(stats: list[tuple[Any, ...]]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for _source, et, mt, reason, n, vs in stats:
+        d = out[f"{et}.{mt}"]
+        if reason:
+            d[f"dropped_{reason}"] += int(n)
+        else:
+            d["events"] += int(n)
+            d["value_sum"] += int(vs)
+    return {k: dict(v) for k, v in sorted(out.items())}
+
+
+class _Session:
+    """Connections shared by the commands of one invocation."""
+
+    def __init__(self, cfg: RunConfig, *, needs_pg: bool = True) -> None:
+        validate_names(cfg)
+        self.cfg = cfg
+        self.pg = Postgres(cfg.pg_url) if needs_pg else None  # type: ignore[assignment]
+        self.ch = ClickHouse(cfg.clickhouse_url)
+        self.state = StateStore(self.ch, cfg.state_database)
+
+    def close(self) -> None:
+        self.ch.close()
+
+
+def _stage_chunks(stager: ChunkStager, state: StateStore, plan: Plan, todo: list[Chunk], prior: dict[int, int],
+                  concurrency: int, reporter: Reporter, snap: Snapshot) -> None:
+    run_id = stager.run_id
+    stop = threading.Event()
+    me = worker_name()
+
+    def one(chunk: Chunk) -> None:
+        sp = plan.source(chunk.source)
+        attempt = prior.get(chunk.chunk_id, 0)
+
+        def attempt_once() -> int:
+            nonlocal attempt
+            if stop.is_set():
+                raise Cancelled("stopped")
+            attempt += 1
+            state.write_chunks(run_id, [ChunkState(chunk.chunk_id, chunk.source, chunk.part, chunk.lo, chunk.hi,
+                                                   chunk.est_rows, attempt, "running", 0, me, "", now())])
+            return stager.stage(sp, chunk, attempt)
+
+        def before_sleep(rs: Any) -> None:
+            reporter.retrying(chunk, attempt, rs.outcome.exception())
+
+        try:
+            rows = Retrying(retry=retry_if_exception_type(TransientError), stop=stop_after_attempt(RETRY_ATTEMPTS),
+                            wait=wait_exponential(multiplier=0.5, max=20), reraise=True,
+                            before_sleep=before_sleep)(attempt_once)
+        except BaseException as exc:
+            state.write_chunks(run_id, [ChunkState(chunk.chunk_id, chunk.source, chunk.part, chunk.lo, chunk.hi,
+                                                   chunk.est_rows, attempt, "failed", 0, me, str(exc), now())])
+            raise
+        state.write_chunks(run_id, [ChunkState(chunk.chunk_id, chunk.source, chunk.part, chunk.lo, chunk.hi,
+                                               chunk.est_rows, attempt, "done", rows, me, "", now())])
+        reporter.chunk_done(chunk, rows)
+
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="stage")
+    futures: list[Future[None]] = []
+    try:
+        futures = [pool.submit(one, c) for c in todo]
+        while True:
+            done, pending = wait(futures, timeout=0.5, return_when=FIRST_EXCEPTION)
+            failed = [f for f in done if f.exception() is not None]
+            if failed:
+                stop.set()
+                for f in pending:
+                    f.cancel()
+                exc = failed[0].exception()
+                assert exc is not None
+                raise exc
+            if not pending:
+                break
+    except KeyboardInterrupt:
+        stop.set()
+        for f in futures:
+            f.cancel()
+        snap.cancel_all()
+        raise Cancelled("interrupted: in-flight PostgreSQL queries were cancelled; run the same command again to resume")
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _targets(s: _Session, plan: Plan | None, *, create: bool,
+             cfg: RunConfig | None = None) -> tuple[Target | None, Target | None]:
+    main, earn, _main_name, earn_name = resolve_targets(s.ch, cfg or s.cfg, create=create)
+    wants_earnings = plan is None or any(p.endswith(".earnedAmount") for sp in plan.sources for p in sp.pairs)
+    if earn is None and wants_earnings and create:
+        earn = ensure_target(s.ch, earn_name[0], earn_name[1], "events", create=True)
+    return main, earn
+
+
+def dry_run(cfg: RunConfig, reporter: Reporter | None = None) -> dict[str, dict[str, int]]:
+    """Count the events each pair would get. Reads the sources; writes nothing anywhere."""
+    reporter = reporter or SilentReporter()
+    s = _Session(cfg)
+    try:
+        with s.pg.snapshot() as snap:
+            plan = build_plan(cfg, snap, s.ch)
+            reporter.planned(plan, plan.chunks)
+            stager = ChunkStager("dry-run", s.state, s.ch, snap, cfg.ch_tables)
+            stats: list[tuple[Any, ...]] = []
+            for c in plan.chunks:
+                sp = plan.source(c.source)
+                stats.extend((c.source, *r) for r in dry_run_counts(stager, sp, c))
+                reporter.chunk_done(c, c.est_rows)
+            snap.close()
+        reporter.finished()
+        return _pair_totals(stats)
+    finally:
+        s.close()
+
+
+def run(cfg: RunConfig, *, run_id: str | None = None, stage_only: bool = False,
+        reporter: Reporter | None = None) -> RunResult:
+    """Plan, stage and (unless stage_only) publish; resumes an unfinished run of the same config."""
+    reporter = reporter or SilentReporter()
+    s = _Session(cfg)
+    try:
+        s.state.ensure()
+        fingerprint = cfg.fingerprint()
+        resumed_id = run_id or s.state.latest_run(fingerprint)
+        existing = s.state.run(resumed_id) if resumed_id else None
+        if run_id and existing and existing["fingerprint"] != fingerprint:
+            raise ConfigError(f"run {run_id} was started with a different configuration; "
+                              "use the same options or start a new run")
+        rid = resumed_id if existing else (run_id or new_run_id())
+        result = RunResult(rid, "staging", resumed=existing is not None)
+        if existing and existing["status"] == "published":
+            # The same command again: its run is complete. Publishing is idempotent, so this is
+            # a no-op that still re-checks the ledger (and settles an interrupted slice).
+            reporter.message(f"run {rid} with these options is already published; nothing to do")
+            result.pairs = _pair_totals(s.state.stats(rid))
+            result.published_rows = 0 if stage_only else _publish(s, rid, reporter)
+            result.status = "published"
+            reporter.finished()
+            return result
+
+        if existing and existing["status"] in ("staged", "publishing"):
+            reporter.message(f"run {rid}: staging already complete")
+        else:
+            with s.pg.snapshot() as snap:
+                plan = build_plan(cfg, snap, s.ch)
+                main, earn = _targets(s, plan, create=True)
+                assert main is not None
+                result.overlap = check_overlap(s.ch, s.state, cfg, plan, main, earn, rid)
+                created = existing["created_at"] if existing else now()
+                prior: dict[int, int] = {}
+                done: set[int] = set()
+                if existing:
+                    # The chunk list is part of the run: keep the stored one (chunk ids must stay
+                    # stable), read under a fresh snapshot (the old one died with its process).
+                    states = s.state.chunks(rid)
+                    chunks = [Chunk(c.chunk_id, c.source, c.part, c.lo, c.hi, c.est_rows) for c in states]
+                    prior = {c.chunk_id: c.attempt for c in states}
+                    done = {c.chunk_id for c in states if c.status == "done"}
+                    plan.chunks = chunks
+                else:
+                    s.state.write_run(rid, fingerprint, "planned", created, cfg.public_dict(), plan.manifest())
+                    s.state.write_chunks(rid, [ChunkState(c.chunk_id, c.source, c.part, c.lo, c.hi, c.est_rows, 0,
+                                                          "planned", 0, "", "", now()) for c in plan.chunks])
+                todo = [c for c in plan.chunks if c.chunk_id not in done]
+                manifest = {**plan.manifest(), "targets": {"main": main.label, "earnings": (earn or main).label},
+                            "snapshot_ids": [snap.id]}
+                s.state.write_run(rid, fingerprint, "staging", created, cfg.public_dict(), manifest)
+                reporter.planned(plan, todo)
+                stager = ChunkStager(rid, s.state, s.ch, snap, cfg.ch_tables)
+                try:
+                    _stage_chunks(stager, s.state, plan, todo, prior, cfg.concurrency, reporter, snap)
+                finally:
+                    snap.close()
+                s.state.write_run(rid, fingerprint, "staged", created, cfg.public_dict(), manifest)
+        stats = s.state.stats(rid)
+        result.pairs = _pair_totals(stats)
+        result.status = "staged"
+        if not stage_only:
+            result.published_rows = _publish(s, rid, reporter)
+            result.status = "published"
+        reporter.finished()
+        return result
+    finally:
+        s.close()
+
+
+def _publish(s: _Session, rid: str, reporter: Reporter) -> int:
+    info = s.state.run(rid)
+    if info is None:
+        raise ConfigError(f"unknown run {rid!r}: see `metric-backfill status`")
+    if info["status"] not in ("staged", "publishing", "published"):
+        raise TerminalError(f"run {rid} is {info['status']}, not staged: finish it with the same `run` command first")
+    # The run's own recorded configuration decides where and how it is published.
+    cfg = RunConfig.from_public(info["config"], clickhouse_url=s.cfg.clickhouse_url)
+    plan_pairs = [p for src in info["manifest"].get("sources", []) for p in src.get("pairs", [])]
+    main, earn, _, earn_name = resolve_targets(s.ch, cfg, create=True)
+    if earn is None and any(p.endswith(".earnedAmount") for p in plan_pairs):
+        earn = ensure_target(s.ch, earn_name[0], earn_name[1], "events", create=True)
+    assert main is not None
+    s.state.write_run(rid, info["fingerprint"], "publishing", info["created_at"], info["config"], info["manifest"])
+    cutoff = max([cfg.cutoff, *cfg.source_cutoffs.values()])
+    pub = Publisher(s.ch, s.state, rid, main=main, earnings=earn, cutoff=cutoff, version=cfg.backfill_version,
+                    slice_rows=cfg.publish_slice_rows)
+    rows, _skipped = pub.publish(reporter.slice_done)
+    s.state.write_run(rid, info["fingerprint"], "published", info["created_at"], info["config"], info["manifest"],
+                      {"published_rows": rows})
+    return rows
+
+
+def publish_run(clickhouse_url: str, run_id: str, *, state_database: str = "metric_backfill",
+                reporter: Reporter | None = None) -> int:
+    """Publish a staged run; publishing a published run again changes nothing."""
+    reporter = reporter or SilentReporter()
+    s = _Session(RunConfig(pg_url="", clickhouse_url=clickhouse_url, cutoff=datetime(2000, 1, 1),
+                           state_database=state_database), needs_pg=False)
+    try:
+        s.state.ensure()
+        n = _publish(s, run_id, reporter)
+        reporter.finished()
+        return n
+    finally:
+        s.close()
+
+
+__all__ += ["OverlapError", "SourcePlan", "format_ts", "literal"]

@@ -1,0 +1,52 @@
+"""Progress of a run, per source, from the durable state (works while other processes run it)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import timedelta
+from typing import Any
+
+from ._errors import ConfigError
+from ._state import StateStore
+
+__all__ = ["run_status"]
+
+
+def run_status(state: StateStore, run_id: str) -> dict[str, Any]:
+    info = state.run(run_id)
+    if info is None:
+        raise ConfigError(f"unknown run {run_id!r}: `metric-backfill status` lists the runs")
+    chunks = state.chunks(run_id)
+    lines = state.chunk_lines(run_id)
+    per: dict[str, dict[str, Any]] = defaultdict(lambda: {"total": 0, "done": 0, "running": 0, "failed": 0,
+                                                          "rows_read": 0, "events": 0, "est_left": 0,
+                                                          "first": None, "last": None})
+    for c in chunks:
+        d = per[c.source]
+        d["total"] += 1
+        if c.status == "done":
+            d["done"] += 1
+            d["rows_read"] += c.rows_read
+            d["events"] += lines.get((c.chunk_id, c.attempt), 0)
+            d["first"] = c.updated_at if d["first"] is None else min(d["first"], c.updated_at)
+            d["last"] = c.updated_at if d["last"] is None else max(d["last"], c.updated_at)
+        else:
+            d["est_left"] += c.est_rows
+            if c.status == "running":
+                d["running"] += 1
+            elif c.status == "failed":
+                d["failed"] += 1
+    sources = []
+    for name, d in per.items():
+        rate = 0.0
+        if d["first"] is not None and d["last"] is not None and d["done"] > 1:
+            secs = (d["last"] - d["first"]).total_seconds()
+            if secs > 0:
+                # The first finished chunk's own duration is unknown; scale by (done-1)/done.
+                rate = d["rows_read"] * (d["done"] - 1) / d["done"] / secs
+        eta = str(timedelta(seconds=int(d["est_left"] / rate))) if rate and d["est_left"] else None
+        sources.append({"source": name, "total": d["total"], "done": d["done"], "running": d["running"],
+                        "failed": d["failed"], "rows_read": d["rows_read"], "events": d["events"],
+                        "rate": rate, "eta": eta if d["done"] < d["total"] else None})
+    return {"run_id": run_id, "status": info["status"], "created_at": info["created_at"],
+            "manifest": info["manifest"], "sources": sources}

@@ -1,0 +1,122 @@
+"""Verify: compare per-entity expected totals (computed straight from the sources) with ClickHouse.
+
+Nothing per-entity is pulled into Python. The expected aggregates of every source are streamed
+into a scratch ClickHouse table — PostgreSQL ones as COPY bytes under one snapshot, ClickHouse ones
+with INSERT … SELECT — and joined there against the actual totals, so a verify costs about one
+pass over the sources plus one over the target.
+
+The expected side comes from `_expected`, SQL written by hand from events.md independently of the
+catalog the engine compiles: the two implementations check each other.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from ._clickhouse import ClickHouse, qualified, quote_ident
+from ._compile import literal
+from ._expected import ExpectedQuery, load_lookups
+from ._postgres import Postgres
+
+__all__ = ["PairReport", "VerifyReport", "verify_totals"]
+
+EXPECTED_STRUCTURE = "entityType String, entityId Int32, metricType String, total Int64, events Int64"
+
+
+@dataclass
+class PairReport:
+    pair: str
+    entities: int
+    equal: int
+    differing: int
+    abs_diff: int
+    expected_total: int
+    actual_total: int
+    worst: list[dict[str, int]] = field(default_factory=list)
+
+
+@dataclass
+class VerifyReport:
+    pairs: list[PairReport]
+
+    @property
+    def differing(self) -> int:
+        return sum(p.differing for p in self.pairs)
+
+    @property
+    def ok(self) -> bool:
+        return self.differing == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "differing_entities": self.differing, "pairs": [asdict(p) for p in self.pairs]}
+
+
+def load_expected(pg: Postgres, ch: ClickHouse, table: str, queries: Sequence[ExpectedQuery], *,
+                  cutoff: datetime, cutoff_date: date | None, source_cutoffs: dict[str, datetime],
+                  lookup_db: str) -> None:
+    """Fill `table` (EXPECTED_STRUCTURE) with every query's aggregates, read under one snapshot."""
+    with pg.snapshot() as snap:
+        load_lookups(snap.holder, ch.client, lookup_db)
+        for q in queries:
+            params = q.parameters(cutoff=source_cutoffs.get(q.source, cutoff), cutoff_date=cutoff_date)
+            insert = f"INSERT INTO {table} (entityType, entityId, metricType, total, events)\nSELECT * FROM "
+            if q.engine == "pg":
+                rows = snap.copy(q.sql, params, what=f"computing expected totals of {q.source}")
+                ch.feed.run(lambda rows_sql: insert + rows_sql, EXPECTED_STRUCTURE, rows, settings={})
+            else:
+                ch.command(insert + f"(\n{q.sql}\n)", parameters=params, what=f"computing expected totals of {q.source}")
+        snap.close()
+
+
+def compare(ch: ClickHouse, expected_table: str, actual_sql: str, pairs: Sequence[str], *,
+            worst: int = 5) -> VerifyReport:
+    """Join expected and actual per (entityType, entityId, metricType) inside ClickHouse.
+
+    `actual_sql` returns (entityType, entityId, metricType, total)."""
+    in_pairs = ", ".join(f"({literal(p.split('.', 1)[0])}, {literal(p.split('.', 1)[1])})" for p in pairs)
+    joined = f"""
+        SELECT entityType, entityId, metricType, sum(e) AS e, sum(a) AS a FROM (
+            SELECT entityType, entityId, metricType, total AS e, toInt64(0) AS a FROM {expected_table}
+            UNION ALL
+            SELECT entityType, entityId, metricType, toInt64(0), toInt64(total) FROM ({actual_sql})
+        ) WHERE (entityType, metricType) IN ({in_pairs})
+        GROUP BY entityType, entityId, metricType"""
+    rows = ch.query(f"""SELECT entityType, metricType, count(), countIf(e = a), countIf(e != a),
+                              sum(abs(e - a)), sum(e), sum(a)
+                       FROM ({joined}) GROUP BY entityType, metricType ORDER BY entityType, metricType""",
+                    what="comparing totals")
+    reports = {f"{r[0]}.{r[1]}": PairReport(f"{r[0]}.{r[1]}", *(int(x) for x in r[2:])) for r in rows}
+    if any(p.differing for p in reports.values()):
+        for et, eid, mt, e, a in ch.query(
+                f"SELECT entityType, entityId, metricType, e, a FROM ({joined}) WHERE e != a "
+                f"ORDER BY abs(e - a) DESC, entityId LIMIT {int(worst)} BY entityType, metricType",
+                what="listing the largest differences"):
+            reports[f"{et}.{mt}"].worst.append({"entityId": int(eid), "expected": int(e), "actual": int(a)})
+    for p in pairs:
+        reports.setdefault(p, PairReport(p, 0, 0, 0, 0, 0, 0))
+    return VerifyReport([reports[k] for k in sorted(reports)])
+
+
+def verify_totals(pg: Postgres, ch: ClickHouse, *, queries: Callable[[str], Sequence[ExpectedQuery]], actual_sql: str,
+                  pairs: Sequence[str], cutoff: datetime, cutoff_date: date | None,
+                  source_cutoffs: dict[str, datetime] | None = None, scratch_database: str) -> VerifyReport:
+    """Expected (from the sources) vs actual (`actual_sql`) per entity, for `pairs`.
+
+    `queries(lookup_db)` builds the expected queries reading their lookups from `lookup_db`."""
+    token = secrets.token_hex(4)
+    scratch = f"{scratch_database}_verify_{token}"
+    ch.command(f"CREATE DATABASE IF NOT EXISTS {quote_ident(scratch)}", what="creating a scratch database")
+    try:
+        table = qualified(scratch, "expected")
+        ch.command(f"CREATE TABLE {table} (entityType LowCardinality(String), entityId Int32, "
+                   "metricType LowCardinality(String), total Int64, events Int64) "
+                   "ENGINE = MergeTree ORDER BY (entityType, metricType, entityId)", what="creating a scratch table")
+        load_expected(pg, ch, table, queries(scratch), cutoff=cutoff, cutoff_date=cutoff_date,
+                      source_cutoffs=source_cutoffs or {}, lookup_db=scratch)
+        return compare(ch, table, actual_sql, pairs)
+    finally:
+        ch.command(f"DROP DATABASE IF EXISTS {quote_ident(scratch)} SYNC", what="dropping the scratch database")
