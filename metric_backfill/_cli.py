@@ -202,17 +202,25 @@ def build_config(pg_url: str | None, ch_url: str | None, cutoff: str | None, **k
 @click.option("--on-overlap", type=click.Choice(["abort", "skip", "replace", "accept"]), default="abort",
               show_default=True, help="When the target already has rows of a pair before the cutoff.")
 @click.option("--run-id", default=None, help="Resume or name this run (default: resume the unfinished run of the same options).")
+@click.option("--worker", default="0/1", show_default=True, metavar="K/N",
+              help="Share a run among N processes (static partitioning: this one stages chunks with id % N == K). "
+                   "Worker 0 plans and publishes; the others need the same --run-id.")
+@click.option("--wait-timeout", type=float, default=None, help="Seconds to wait for other workers (default: forever).")
 @click.option("--stage-only", is_flag=True, help="Stop after staging; publish later with `metric-backfill publish RUN`.")
 @click.option("--dry-run", is_flag=True, help="Print how many events each pair would get; write nothing.")
 @click.option("--json", "json_file", type=click.Path(dir_okay=False), help="Write the run summary as JSON.")
 @state_option
 @_guard
 def run(pg_url: str | None, ch_url: str | None, cutoff: str | None, dry_run: bool, stage_only: bool,
-        run_id: str | None, json_file: str | None, state_db: str, **kw: Any) -> None:
+        run_id: str | None, json_file: str | None, state_db: str, worker: str, wait_timeout: float | None,
+        **kw: Any) -> None:
     """Backfill: plan chunks, stage events, publish them into the target exactly once."""
     from . import _run
     from ._ui import ConsoleReporter, pairs_table
 
+    k, _, n = worker.partition("/")
+    if not (k.isdigit() and n.isdigit() and 0 <= int(k) < int(n)):
+        raise ConfigError(f"malformed --worker {worker!r}: use K/N with 0 <= K < N, e.g. --worker 1/3")
     cfg = build_config(pg_url, ch_url, cutoff, state_database=state_db, **kw)
     reporter = ConsoleReporter(err_console)
     if dry_run:
@@ -222,7 +230,8 @@ def run(pg_url: str | None, ch_url: str | None, cutoff: str | None, dry_run: boo
             with open(json_file, "w", encoding="utf-8") as f:
                 json.dump({"dry_run": True, "pairs": pairs}, f, indent=2)
         return
-    result = _run.run(cfg, run_id=run_id, stage_only=stage_only, reporter=reporter)
+    result = _run.run(cfg, run_id=run_id, stage_only=stage_only, reporter=reporter,
+                      worker=_run.Worker(int(k), int(n)), wait_timeout=wait_timeout)
     console.print(pairs_table(f"run {result.run_id}: {result.status}", result.pairs))
     if result.overlap:
         console.print(f"[yellow]overlap recorded ({cfg.on_overlap}): {result.overlap}")
@@ -266,9 +275,8 @@ def status(run_id: str | None, ch_url: str | None, state_db: str, as_json: bool)
     ch = ClickHouse(check_dsn(ch_url or ""))
     try:
         state = StateStore(ch, state_db)
-        state.ensure()
         if not run_id:
-            runs = state.runs()
+            runs = state.runs() if state.exists() else []
             if as_json:
                 click.echo(json.dumps(runs, default=str, indent=2))
                 return

@@ -197,7 +197,7 @@ _SCATTER = 2147483647  # prime > any n: rank -> id bijection shared by all table
 _PRIMES = (2147483629, 2147483587, 2147483579, 2147483563, 2147483549, 2147483543, 2147483497,
            2147483489, 2147483477, 2147483423, 2147483399, 2147483353, 2147483323, 2147483269,
            2147483249)
-_REACTIONS = (("'Heart'", .12, 3), ("'Laugh'", .08, 3), ("'Cry'", .05, 3), ("'Dislike'", .07, 3))
+_REACTIONS = (("'Heart'", Edge(.12, 3)), ("'Laugh'", Edge(.08, 3)), ("'Cry'", Edge(.05, 3)), ("'Dislike'", Edge(.07, 3)))
 _CH_INSERT = {"async_insert": 0, "wait_for_async_insert": 1, "session_timezone": "UTC"}
 _CH_QUERY = {"session_timezone": "UTC"}
 _TRANSFER_BATCH = 1_000_000  # rows per PostgreSQL -> ClickHouse transfer statement
@@ -272,8 +272,7 @@ class _Expr:
         """A skewed id in [1, n]: a few ids get a large share of the picks."""
         return self.scatter(self.rank(salt, n, power, g), n)
 
-    def kinds(self, salt: str, n: int | str, cases: Sequence[tuple[str, float, int]] | Sequence[Case],
-              default: str, g: str) -> str:
+    def kinds(self, salt: str, n: int | str, cases: Sequence[Case], default: str, g: str) -> str:
         """CASE giving each case exactly max(min_rows, round(fraction * n)) of the rows g in [1, n].
 
         A seeded bijection of g decides; each salt has its own multiplier, so kinds of different
@@ -284,12 +283,8 @@ class _Expr:
         perm = f"(({self._int(g)} * {mult} + {k % 1_000_003}) % ({n}))"
         whens: list[str] = []
         acc: int | str = 0
-        for case in cases:
-            if len(case) == 2:
-                value, edge = case  # type: ignore[misc]
-                frac, min_rows = edge.fraction, edge.min_rows
-            else:
-                value, frac, min_rows = case  # type: ignore[misc]
+        for value, edge in cases:
+            frac, min_rows = edge.fraction, edge.min_rows
             if isinstance(n, int) and isinstance(acc, int):
                 acc = min(n, acc + max(min_rows, round(frac * n)))
             else:
@@ -313,9 +308,35 @@ class _Expr:
             return f"(TIMESTAMP '1970-01-01' + ({ms})::bigint * INTERVAL '1 millisecond')"
         return f"fromUnixTimestamp64Milli(toInt64({ms}), 'UTC')"
 
+    def strat_u(self, salt: str, n: int, g: str) -> str:
+        """Stratified uniform for serial parents: ((g - 1) + jitter) / n ascends with g."""
+        return f"((({g}) - 1 + {self.u(salt, g)}) / {n}.0)"
+
     def strat(self, salt: str, n: int, g: str, start: dt.datetime | None = None) -> str:
         """Stratified growth time for serial parents: ids ascend with time, jitter within a stratum."""
-        return self.growth(f"((({g}) - 1 + {self.u(salt, g)}) / {n}.0)", start)
+        return self.growth(self.strat_u(salt, n, g), start)
+
+    def fold(self, s: str, ut: str, n: int | str) -> str:
+        """Fold a picked id `s` in [1, n] onto the ids that exist at the child's time growth(ut).
+
+        Parent ids ascend with their creation time, so about n * ut of them exist at growth(ut).
+        A pick of a parent that does not exist yet is mapped proportionally onto an older one:
+        hot parents stay hot once they exist, and a child is (almost) never older than its parent.
+        `s` and `ut` should be column references (they are repeated).
+        """
+        cap = f"greatest(1, floor(({n}) * {ut}))"
+        if self.pg:
+            return f"(CASE WHEN {s} <= {cap} THEN {s} ELSE 1 + (({s} - 1)::bigint * {cap}::bigint / ({n}))::int END)"
+        return f"if({s} <= {cap}, {s}, toInt32(1 + intDiv(toUInt64({s} - 1) * toUInt64({cap}), {n})))"
+
+    def soon(self, parent: str, salt: str, g: str) -> str:
+        """`parent` plus 1 s .. 1 day: the earliest a child of that parent can be."""
+        return f"({parent} + INTERVAL '1 second' * (1 + {self.u(salt, g)} * 86400))"
+
+    def child_ts(self, ut: str, parents: Sequence[tuple[str, str]], g: str) -> str:
+        """growth(ut), but never before any parent (parents: (timestamp expr, salt))."""
+        terms = [self.growth(ut)] + [self.soon(p, salt, g) for p, salt in parents]
+        return f"greatest({', '.join(terms)})"
 
     def after(self, parent: str, u: str, power: float) -> str:
         """A time between `parent` and the end, concentrated soon after the parent (u^power)."""
@@ -413,8 +434,10 @@ def generate(pg_url: str, ch_client: ChClient, *, scale: float = 1.0, seed: int 
         _check_empty(ctx)
         _create_postgres_schema(ctx)
         _create_clickhouse_tables(ctx)
+        foreign_keys = _drop_foreign_keys(ctx)
         for step in _PG_STEPS:
             step(ctx)
+        _restore_foreign_keys(ctx, foreign_keys)
         _reset_sequences(ctx)
         try:
             for ch_step in _CH_STEPS:
@@ -485,6 +508,23 @@ def _create_clickhouse_tables(ctx: _Ctx) -> None:
     ctx.done("ClickHouse tables")
 
 
+def _drop_foreign_keys(ctx: _Ctx) -> list[tuple[str, str, str]]:
+    """Drop the foreign keys for the bulk load (per-row FK triggers dominate the load time);
+    `_restore_foreign_keys` re-creates them unchanged, which validates every row once."""
+    rows = ctx.conn.execute(
+        "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE contype = 'f' AND connamespace = 'public'::regnamespace ORDER BY conname").fetchall()
+    for table, name, _definition in rows:
+        ctx.sql(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+    return [(str(t), str(n), str(d)) for t, n, d in rows]
+
+
+def _restore_foreign_keys(ctx: _Ctx, foreign_keys: Sequence[tuple[str, str, str]]) -> None:
+    for table, name, definition in foreign_keys:
+        ctx.sql(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
+    ctx.done("foreign keys validated")
+
+
 def _reset_sequences(ctx: _Ctx) -> None:
     """Ids were inserted explicitly: move every serial sequence past the largest id."""
     rows = ctx.conn.execute(
@@ -516,8 +556,8 @@ def _users(ctx: _Ctx) -> None:
 
 def _tags(ctx: _Ctx) -> None:
     x, n = ctx.pgx, ctx.n["Tag"]
-    ttype = x.kinds("tag.type", n, [("'Label'", .10, 2), ("'Moderation'", .03, 2), ("'System'", .02, 2)],
-                    "'UserGenerated'", "g")
+    ttype = x.kinds("tag.type", n, [("'Label'", Edge(.10, 2)), ("'Moderation'", Edge(.03, 2)),
+                                    ("'System'", Edge(.02, 2))], "'UserGenerated'", "g")
     ctx.sql(f"""
         INSERT INTO "Tag" ("id", "name", "createdAt", "updatedAt", "type", "nsfwLevel", "unlisted")
         SELECT g, 'tag' || g, ts, ts, ({ttype})::"TagType",
@@ -526,35 +566,46 @@ def _tags(ctx: _Ctx) -> None:
     ctx.done(f"Tag {n}")
 
 
+def _parent_rows(x: _Expr, salt: str, n: int, owner_power: float | None, n_users: int) -> str:
+    """Rows g = 1..n of a serial parent: `ut` (its stratified time uniform), `ts` and, when
+    owner_power is given, an `owner` who already existed at ts (hot creators own most rows)."""
+    owner = (f", {x.fold('pk_owner', 'ut', n_users)} AS owner" if owner_power is not None else "")
+    pick = (f", {x.pick(salt + '.owner', n_users, owner_power, 'g')} AS pk_owner"
+            if owner_power is not None else "")
+    return (f"(SELECT s0.*, {x.growth('ut')}::timestamp(3) AS ts{owner} "
+            f"FROM (SELECT g, {x.strat_u(salt + '.ts', n, 'g')} AS ut{pick} FROM generate_series(1, {n}) g) s0)")
+
+
 def _models(ctx: _Ctx) -> None:
     x, n, nu = ctx.pgx, ctx.n["Model"], ctx.n["User"]
     mtype = x.kinds("model.type", n, [
-        ("'Checkpoint'", .18, 2), ("'TextualInversion'", .07, 1), ("'LoCon'", .04, 1), ("'DoRA'", .02, 1),
-        ("'Controlnet'", .02, 1), ("'Hypernetwork'", .01, 1), ("'Upscaler'", .01, 1), ("'VAE'", .01, 1),
-        ("'MotionModule'", .01, 1), ("'Workflows'", .01, 1), ("'Poses'", .005, 1), ("'Wildcards'", .005, 1),
-        ("'Other'", .01, 1)], "'LORA'", "g")
+        ("'Checkpoint'", Edge(.18, 2)), ("'TextualInversion'", Edge(.07, 1)), ("'LoCon'", Edge(.04, 1)),
+        ("'DoRA'", Edge(.02, 1)), ("'Controlnet'", Edge(.02, 1)), ("'Hypernetwork'", Edge(.01, 1)),
+        ("'Upscaler'", Edge(.01, 1)), ("'VAE'", Edge(.01, 1)), ("'MotionModule'", Edge(.01, 1)),
+        ("'Workflows'", Edge(.01, 1)), ("'Poses'", Edge(.005, 1)), ("'Wildcards'", Edge(.005, 1)),
+        ("'Other'", Edge(.01, 1))], "'LORA'", "g")
     status = x.kinds("model.status", n, [
-        ("'Draft'", .06, 2), ("'Training'", .02, 1), ("'Unpublished'", .05, 2),
-        ("'UnpublishedViolation'", .01, 1), ("'Deleted'", .03, 2), ("'Scheduled'", .01, 1),
-        ("'GatherInterest'", .01, 1)], "'Published'", "g")
+        ("'Draft'", Edge(.06, 2)), ("'Training'", Edge(.02, 1)), ("'Unpublished'", Edge(.05, 2)),
+        ("'UnpublishedViolation'", Edge(.01, 1)), ("'Deleted'", Edge(.03, 2)), ("'Scheduled'", Edge(.01, 1)),
+        ("'GatherInterest'", Edge(.01, 1))], "'Published'", "g")
     ctx.sql(f"""
         INSERT INTO "Model" ("id", "name", "type", "userId", "status", "createdAt", "updatedAt",
                              "publishedAt", "deletedAt", "deletedBy", "nsfw", "nsfwLevel", "availability")
-        SELECT g, 'Model ' || g, ({mtype})::"ModelType", {x.pick('model.owner', nu, 3, 'g')}, status::"ModelStatus",
+        SELECT g, 'Model ' || g, ({mtype})::"ModelType", owner, status::"ModelStatus",
                ts, ts + INTERVAL '1 hour' * {x.u('model.upd', 'g')} * 48,
                CASE WHEN status IN ('Published', 'Unpublished', 'UnpublishedViolation', 'Deleted')
                     THEN ts + INTERVAL '1 minute' * {x.u('model.pub', 'g')} * 600 END,
                CASE WHEN status = 'Deleted' THEN {x.after('ts', x.u('model.del', 'g'), 1)} END,
                NULL, nsfw, CASE WHEN nsfw THEN 16 ELSE 1 END,
                (CASE WHEN {x.u('model.av', 'g')} < 0.03 THEN 'EarlyAccess' ELSE 'Public' END)::"Availability"
-        FROM (SELECT g, {status} AS status, {x.u('model.nsfw', 'g')} < 0.15 AS nsfw,
-                     {x.strat('model.ts', n, 'g')}::timestamp(3) AS ts
-              FROM generate_series(1, {n}) g) s""")
+        FROM (SELECT p.*, {status} AS status, {x.u('model.nsfw', 'g')} < 0.15 AS nsfw
+              FROM {_parent_rows(x, 'model', n, 3, nu)} p) s""")
     ctx.done(f"Model {n}")
 
 
 def _model_versions(ctx: _Ctx) -> None:
-    """Version g <= #models is model g's first version; the rest go to popular models."""
+    """Version g <= #models is model g's first version; the others are later versions of popular
+    models. Ids are then assigned in creation order, like a serial column."""
     x, n, nm = ctx.pgx, ctx.n["ModelVersion"], ctx.n["Model"]
     kind = x.kinds("mv.kind", n, [
         ("'pub_null'", MV_PUBLISHED_NULL_DATE), ("'sched_future'", MV_SCHEDULED_FUTURE),
@@ -565,35 +616,35 @@ def _model_versions(ctx: _Ctx) -> None:
             ).format(u=x.u("mv.base", "s.g"))
     mc = 'm."createdAt"'
     created = (f"CASE WHEN s.g <= {nm} THEN {mc} + INTERVAL '1 second' * {x.u('mv.t0', 's.g')} * 600 "
-               f"ELSE {x.after(mc, x.u('mv.t', 's.g'), 1.5)} END")
+               f"ELSE {x.child_ts('s.ut', [(mc, 'mv.soon')], 's.g')} END")
+    cutoff = _lit(ctx.cutoff)
     ctx.sql(f"""
         INSERT INTO "ModelVersion" ("id", "modelId", "name", "baseModel", "index", "status", "createdAt",
                                     "updatedAt", "publishedAt", "initialPublishedAt", "availability", "nsfwLevel")
-        SELECT g, mid, 'v' || g, base, idx,
+        SELECT row_number() OVER (ORDER BY ts, g), mid, 'v' || g, base, idx,
                (CASE kind WHEN 'pub_null' THEN 'Published' WHEN 'sched_future' THEN 'Scheduled'
                           WHEN 'sched_past' THEN 'Scheduled' WHEN 'draft' THEN 'Draft'
                           WHEN 'unpub' THEN 'Unpublished' ELSE 'Published' END)::"ModelStatus",
-               ts, ts + INTERVAL '1 minute' * {x.u('mv.upd', 'g')} * 90, pub, pub,
-               'Public', nsfw
+               ts, ts + INTERVAL '1 minute' * {x.u('mv.upd', 'g')} * 90, pub, pub, 'Public', nsfw
         FROM (
           SELECT g, mid, base, idx, kind, nsfw, ts,
                  (CASE kind
                     WHEN 'pub' THEN ts + INTERVAL '1 minute' * {x.u('mv.pub', 'g')} * 2880
                     WHEN 'pub_null' THEN NULL
-                    WHEN 'sched_future' THEN greatest(ts, {_lit(ctx.cutoff)}) + INTERVAL '1 hour' * (1 + {x.u('mv.sf', 'g')} * 900)
+                    WHEN 'sched_future' THEN greatest(ts, {cutoff}) + INTERVAL '1 hour' * (1 + {x.u('mv.sf', 'g')} * 900)
                     WHEN 'sched_past' THEN ts + INTERVAL '1 hour' * (1 + {x.u('mv.sp', 'g')} * 20)
                     WHEN 'unpub' THEN ts + INTERVAL '1 minute' * {x.u('mv.pub', 'g')} * 2880
-                    WHEN 'at' THEN {_lit(ctx.cutoff)}
-                    WHEN 'before' THEN {_lit(ctx.cutoff)} - INTERVAL '1 millisecond'
+                    WHEN 'at' THEN {cutoff}
+                    WHEN 'before' THEN {cutoff} - INTERVAL '1 millisecond'
                   END)::timestamp(3) AS pub
           FROM (
             SELECT s.g, s.mid, s.kind, {base} AS base, (s.g % 7) AS idx,
                    CASE WHEN m.nsfw THEN 16 ELSE 1 END AS nsfw,
                    (CASE WHEN s.kind IN ('sched_past', 'at', 'before')
                          THEN {x.before_cutoff(created, x.u('mv.pre', 's.g'))} ELSE {created} END)::timestamp(3) AS ts
-            FROM (SELECT g, {kind} AS kind,
-                         CASE WHEN g <= {nm} THEN g ELSE {x.pick('mv.model', nm, 2, 'g')} END AS mid
-                  FROM generate_series(1, {n}) g) s
+            FROM (SELECT g, kind, ut, CASE WHEN g <= {nm} THEN g ELSE {x.fold('pk', 'ut', nm)} END AS mid
+                  FROM (SELECT g, {kind} AS kind, {x.u('mv.t', 'g')} AS ut, {x.pick('model', nm, 2, 'g')} AS pk
+                        FROM generate_series(1, {n}) g) s0) s
             JOIN "Model" m ON m."id" = s.mid
           ) v
         ) w""")
@@ -602,68 +653,68 @@ def _model_versions(ctx: _Ctx) -> None:
 
 def _collections(ctx: _Ctx) -> None:
     x, n, nu = ctx.pgx, ctx.n["Collection"], ctx.n["User"]
-    ctype = x.kinds("coll.type", n, [("'Model'", .20, 3), ("'Post'", .12, 3), ("'Article'", .08, 3),
-                                     ("'Model3D'", .04, 3), ("NULL", .08, 2)], "'Image'", "g")
-    mode = x.kinds("coll.mode", n, [("'Contest'", .02, 3), ("'Bookmark'", .25, 2)], "NULL", "g")
+    ctype = x.kinds("coll.type", n, [("'Model'", Edge(.20, 3)), ("'Post'", Edge(.12, 3)),
+                                     ("'Article'", Edge(.08, 3)), ("'Model3D'", Edge(.04, 3)),
+                                     ("NULL", Edge(.08, 2))], "'Image'", "g")
+    mode = x.kinds("coll.mode", n, [("'Contest'", Edge(.02, 3)), ("'Bookmark'", Edge(.25, 2))], "NULL", "g")
     ctx.sql(f"""
         INSERT INTO "Collection" ("id", "createdAt", "updatedAt", "name", "userId", "write", "read",
                                   "type", "mode", "nsfwLevel")
-        SELECT g, ts, ts, 'Collection ' || g, {x.pick('coll.owner', nu, 2, 'g')},
+        SELECT g, ts, ts, 'Collection ' || g, owner,
                (CASE WHEN mode = 'Contest' THEN 'Review' WHEN {x.u('coll.w', 'g')} < 0.1 THEN 'Public'
                      ELSE 'Private' END)::"CollectionWriteConfiguration",
                (CASE WHEN {x.u('coll.r', 'g')} < 0.6 THEN 'Public' WHEN {x.u('coll.r', 'g')} < 0.9
                      THEN 'Private' ELSE 'Unlisted' END)::"CollectionReadConfiguration",
                ctype::"CollectionType", mode::"CollectionMode", 1
-        FROM (SELECT g, {ctype} AS ctype, {mode} AS mode,
-                     CASE WHEN {x.u('coll.nullts', 'g')} < 0.02 THEN NULL
-                          ELSE {x.strat('coll.ts', n, 'g')} END::timestamp(3) AS ts
-              FROM generate_series(1, {n}) g) s""")
+        FROM (SELECT p.g, p.owner, {ctype} AS ctype, {mode} AS mode,
+                     CASE WHEN {x.u('coll.nullts', 'g')} < 0.02 THEN NULL ELSE p.ts END AS ts
+              FROM {_parent_rows(x, 'coll', n, 2, nu)} p) s""")
     ctx.done(f"Collection {n}")
 
 
 def _posts(ctx: _Ctx) -> None:
     x, n, nu, nmv = ctx.pgx, ctx.n["Post"], ctx.n["User"], ctx.n["ModelVersion"]
     kind = x.kinds("post.kind", n, [("'draft'", POST_DRAFT), ("'scheduled'", POST_SCHEDULED),
-                                    ("'at'", AT_CUTOFF), ("'before'", BEFORE_CUTOFF)], "'pub'", "g")
-    contest = x.kinds("post.contest", n, [("true", POST_CONTEST)], "false", "g")
+                                    ("'at'", AT_CUTOFF), ("'before'", BEFORE_CUTOFF)], "'pub'", "p.g")
+    contest = x.kinds("post.contest", n, [("true", POST_CONTEST)], "false", "p.g")
+    cutoff = _lit(ctx.cutoff)
     ctx.sql(f"""
-        WITH contest AS (SELECT "id", row_number() OVER (ORDER BY "id") - 1 AS rn,
-                                count(*) OVER () AS cnt
+        WITH contest AS (SELECT "id", row_number() OVER (ORDER BY "id") - 1 AS rn
                          FROM "Collection" WHERE "mode" = 'Contest')
         INSERT INTO "Post" ("id", "userId", "modelVersionId", "title", "createdAt", "updatedAt",
                             "publishedAt", "collectionId", "unlisted", "nsfwLevel", "metadata")
-        SELECT s.g, s.owner, s.mv, 'Post ' || s.g, s.ts, s.ts + INTERVAL '1 second' * {x.u('post.upd', 's.g')} * 300,
+        SELECT s.g, s.owner, CASE WHEN s.has_mv THEN {x.fold('s.pk_mv', 's.ut', nmv)} END, 'Post ' || s.g,
+               s.ts, s.ts + INTERVAL '1 second' * {x.u('post.upd', 's.g')} * 300,
                (CASE s.kind
                   WHEN 'draft' THEN NULL
                   WHEN 'scheduled' THEN {x.after_cutoff(x.u('post.sched', 's.g'), 40)}
-                  WHEN 'at' THEN {_lit(ctx.cutoff)}
-                  WHEN 'before' THEN {_lit(ctx.cutoff)} - INTERVAL '1 millisecond'
+                  WHEN 'at' THEN {cutoff}
+                  WHEN 'before' THEN {cutoff} - INTERVAL '1 millisecond'
                   ELSE s.ts + INTERVAL '1 second' * {x.u('post.pub', 's.g')} * 3600
                 END)::timestamp(3),
                c."id", {x.u('post.unl', 's.g')} < 0.02, 1,
                CASE WHEN {x.u('post.meta', 's.g')} < 0.5 THEN '{{}}'::jsonb END
-        FROM (SELECT g, {kind} AS kind, {contest} AS contest, {x.pick('post.owner', nu, 2.5, 'g')} AS owner,
-                     CASE WHEN {x.u('post.hasmv', 'g')} < 0.25 THEN {x.pick('post.mv', nmv, 2, 'g')} END AS mv,
+        FROM (SELECT p.g, p.ut, p.owner, {kind} AS kind, {contest} AS contest,
+                     {x.u('post.hasmv', 'p.g')} < 0.25 AS has_mv, {x.pick('modelVersion', nmv, 2, 'p.g')} AS pk_mv,
                      (CASE WHEN {kind} IN ('scheduled', 'at', 'before')
-                           THEN {x.before_cutoff(x.strat('post.ts', n, 'g'), x.u('post.pre', 'g'))}
-                           ELSE {x.strat('post.ts', n, 'g')} END)::timestamp(3) AS ts
-              FROM generate_series(1, {n}) g) s
-        LEFT JOIN contest c ON s.contest AND c.rn = s.g % c.cnt""")
+                           THEN {x.before_cutoff('p.ts', x.u('post.pre', 'p.g'))} ELSE p.ts END)::timestamp(3) AS ts
+              FROM {_parent_rows(x, 'post', n, 2.5, nu)} p) s
+        LEFT JOIN contest c ON s.contest AND c.rn = s.g % (SELECT count(*) FROM contest)""")
     ctx.done(f"Post {n}")
 
 
 def _images(ctx: _Ctx) -> None:
-    """Images follow their post (owner, time); ~10 % have no post."""
+    """Images follow their post (owner, time, ids in post order); ~10 % have no post."""
     x, n, np_, nu = ctx.pgx, ctx.n["Image"], ctx.n["Post"], ctx.n["User"]
     kind = x.kinds("img.kind", n, [("'nopost'", IMAGE_WITHOUT_POST), ("'at'", AT_CUTOFF),
                                    ("'before'", BEFORE_CUTOFF)], "''", "g")
-    mtype = x.kinds("img.type", n, [("'video'", .06, 2), ("'audio'", .005, 1)], "'image'", "s.g")
+    mtype = x.kinds("img.type", n, [("'video'", Edge(.06, 2)), ("'audio'", Edge(.005, 1))], "'image'", "s.g")
     post_ts = f"p.\"createdAt\" + INTERVAL '1 second' * {x.u('img.ts', 's.g')} * 900"
     ctx.sql(f"""
         INSERT INTO "Image" ("id", "url", "userId", "postId", "createdAt", "updatedAt", "type", "index",
                              "nsfwLevel", "ingestion", "tosViolation")
         SELECT s.g, 'https://image.example/' || s.g,
-               CASE WHEN s.kind = 'nopost' THEN {x.pick('img.owner', nu, 2.5, 's.g')} ELSE p."userId" END,
+               CASE WHEN s.kind = 'nopost' THEN {x.fold('s.pk_owner', 's.ut', nu)} ELSE p."userId" END,
                CASE WHEN s.kind = 'nopost' THEN NULL ELSE s.pid END,
                ts.ts, ts.ts + INTERVAL '1 second' * {x.u('img.upd', 's.g')} * 120,
                ({mtype})::"MediaType", s.g % 6,
@@ -671,16 +722,15 @@ def _images(ctx: _Ctx) -> None:
                (CASE WHEN {x.u('img.ing', 's.g')} < 0.95 THEN 'Scanned' WHEN {x.u('img.ing', 's.g')} < 0.98
                      THEN 'Pending' ELSE 'Blocked' END)::"ImageIngestionStatus",
                {x.u('img.tos', 's.g')} < 0.005
-        FROM (SELECT g, {kind} AS kind, 1 + ((g - 1)::bigint * {np_} / {n})::int AS pid
+        FROM (SELECT g, {kind} AS kind, 1 + ((g - 1)::bigint * {np_} / {n})::int AS pid,
+                     {x.strat_u('img.ts', n, 'g')} AS ut, {x.pick('img.owner', nu, 2.5, 'g')} AS pk_owner
               FROM generate_series(1, {n}) g) s
         JOIN "Post" p ON p."id" = s.pid
-        CROSS JOIN LATERAL (SELECT (CASE
-            WHEN s.kind = 'nopost' THEN {x.strat('img.ts', n, 's.g')}
-            ELSE {x.at_cutoff_case('s.kind', post_ts)}
-          END)::timestamp(3) AS ts) ts""")
+        CROSS JOIN LATERAL (SELECT (CASE WHEN s.kind = 'nopost' THEN {x.growth('s.ut')}
+                                         ELSE {x.at_cutoff_case('s.kind', post_ts)} END)::timestamp(3) AS ts) ts""")
     # Cover images of image collections (Collection.imageId is set after the images exist).
     ctx.sql(f"""
-        UPDATE "Collection" SET "imageId" = {x.pick('coll.cover', n, 2, '"id"')}
+        UPDATE "Collection" SET "imageId" = {x.pick('image', n, 2, '"id"')}
         WHERE "type" = 'Image' AND {x.u('coll.hascover', '"id"')} < 0.5""")
     ctx.done(f"Image {n}")
 
@@ -691,47 +741,48 @@ def _articles(ctx: _Ctx) -> None:
         ("'null_created'", ARTICLE_NULL_CREATED), ("'null_both'", ARTICLE_NULL_BOTH),
         ("'pub_null'", ARTICLE_PUBLISHED_NULL_DATE), ("'pub_after'", ARTICLE_PUBLISHED_AFTER_CUTOFF),
         ("'draft_null'", ARTICLE_DRAFT_NULL_CREATED), ("'at'", AT_CUTOFF), ("'before'", BEFORE_CUTOFF),
-        ("'Draft'", .10, 3), ("'Unpublished'", .05, 3), ("'UnpublishedViolation'", .02, 2),
-        ("'Processing'", .01, 2)], "'pub'", "g")
+        ("'Draft'", Edge(.10, 3)), ("'Unpublished'", Edge(.05, 3)), ("'UnpublishedViolation'", Edge(.02, 2)),
+        ("'Processing'", Edge(.01, 2))], "'pub'", "p.g")
+    cutoff = _lit(ctx.cutoff)
     ctx.sql(f"""
         INSERT INTO "Article" ("id", "createdAt", "updatedAt", "title", "content", "coverId", "publishedAt",
                                "userId", "status", "unlisted", "nsfwLevel", "tosViolation")
         SELECT g, created, created + INTERVAL '1 minute' * {x.u('art.upd', 'g')} * 300,
                'Article ' || g, 'Lorem ipsum ' || g,
                CASE WHEN {x.u('art.cover', 'g')} < 0.6 THEN 1 + ((g::bigint * {_PRIMES[0]}) % {ni})::int END,
-               pub, {x.pick('art.owner', nu, 2.5, 'g')},
+               pub, owner,
                (CASE WHEN kind IN ('Draft', 'draft_null') THEN 'Draft'
                      WHEN kind IN ('Unpublished', 'UnpublishedViolation', 'Processing') THEN kind
                      ELSE 'Published' END)::"ArticleStatus",
                {x.u('art.unl', 'g')} < 0.02, 1, {x.u('art.tos', 'g')} < 0.01
         FROM (
-          SELECT g, kind,
+          SELECT g, kind, owner,
                  (CASE WHEN kind IN ('null_created', 'null_both', 'draft_null') THEN NULL
                        WHEN kind IN ('pub_after', 'at', 'before') THEN {x.before_cutoff('ts', x.u('art.pre', 'g'))}
                        ELSE ts END)::timestamp(3) AS created,
                  (CASE WHEN kind IN ('pub_null', 'null_both', 'Draft', 'draft_null', 'Processing') THEN NULL
                        WHEN kind = 'pub_after' THEN {x.after_cutoff(x.u('art.pa', 'g'), 40)}
-                       WHEN kind = 'at' THEN {_lit(ctx.cutoff)}
-                       WHEN kind = 'before' THEN {_lit(ctx.cutoff)} - INTERVAL '1 millisecond'
+                       WHEN kind = 'at' THEN {cutoff}
+                       WHEN kind = 'before' THEN {cutoff} - INTERVAL '1 millisecond'
                        WHEN kind = 'null_created' THEN {x.growth(x.u('art.old', 'g') + ' * 0.2')}
                        ELSE ts + INTERVAL '1 minute' * {x.u('art.pub', 'g')} * 1440 END)::timestamp(3) AS pub
-          FROM (SELECT g, {kind} AS kind, {x.strat('art.ts', n, 'g')} AS ts FROM generate_series(1, {n}) g) s
+          FROM (SELECT p.*, {kind} AS kind FROM {_parent_rows(x, 'art', n, 2.5, nu)} p) s
         ) a""")
     ctx.done(f"Article {n}")
 
 
 def _bounties(ctx: _Ctx) -> None:
     x, n, nu = ctx.pgx, ctx.n["Bounty"], ctx.n["User"]
-    null_user = x.kinds("bounty.nulluser", n, [("true", BOUNTY_NULL_USER)], "false", "g")
-    btype = x.kinds("bounty.type", n, [("'ModelCreation'", .15, 1), ("'ImageCreation'", .20, 1),
-                                       ("'EmbedCreation'", .05, 1), ("'DataSetCreation'", .03, 1),
-                                       ("'DataSetCaption'", .02, 1), ("'VideoCreation'", .03, 1),
-                                       ("'Other'", .05, 1)], "'LoraCreation'", "g")
+    null_user = x.kinds("bounty.nulluser", n, [("true", BOUNTY_NULL_USER)], "false", "p.g")
+    btype = x.kinds("bounty.type", n, [
+        ("'ModelCreation'", Edge(.15, 1)), ("'ImageCreation'", Edge(.20, 1)), ("'EmbedCreation'", Edge(.05, 1)),
+        ("'DataSetCreation'", Edge(.03, 1)), ("'DataSetCaption'", Edge(.02, 1)), ("'VideoCreation'", Edge(.03, 1)),
+        ("'Other'", Edge(.05, 1))], "'LoraCreation'", "g")
     ctx.sql(f"""
         INSERT INTO "Bounty" ("id", "userId", "name", "description", "startsAt", "expiresAt", "createdAt",
                               "updatedAt", "type", "mode", "entryMode", "minBenefactorUnitAmount",
                               "maxBenefactorUnitAmount", "entryLimit", "complete", "refunded", "nsfwLevel")
-        SELECT g, CASE WHEN NOT nu THEN {x.pick('bounty.owner', nu, 2, 'g')} END, 'Bounty ' || g, 'Describe ' || g,
+        SELECT g, CASE WHEN NOT nu THEN owner END, 'Bounty ' || g, 'Describe ' || g,
                ts::date, ts::date + 7 + (g % 24), ts, ts + INTERVAL '1 minute' * {x.u('bounty.upd', 'g')} * 60,
                ({btype})::"BountyType",
                (CASE WHEN {x.u('bounty.mode', 'g')} < 0.8 THEN 'Individual' ELSE 'Split' END)::"BountyMode",
@@ -739,9 +790,8 @@ def _bounties(ctx: _Ctx) -> None:
                minamt, CASE WHEN {x.u('bounty.max', 'g')} < 0.3 THEN minamt * 10 END,
                1 + (g % 3), ts::date + 7 + (g % 24) < {_lit(ctx.cutoff)}::date AND {x.u('bounty.c', 'g')} < 0.7,
                {x.u('bounty.ref', 'g')} < 0.02, 1
-        FROM (SELECT g, {null_user} AS nu, {x.strat('bounty.ts', n, 'g')}::timestamp(3) AS ts,
-                     100 * (1 + floor(pow({x.u('bounty.min', 'g')}, 3) * 50))::int AS minamt
-              FROM generate_series(1, {n}) g) s""")
+        FROM (SELECT p.*, {null_user} AS nu, 100 * (1 + floor(pow({x.u('bounty.min', 'p.g')}, 3) * 50))::int AS minamt
+              FROM {_parent_rows(x, 'bounty', n, 2, nu)} p) s""")
     ctx.done(f"Bounty {n}")
 
 
@@ -753,52 +803,65 @@ def _bounty_entries(ctx: _Ctx) -> None:
                                    "nsfwLevel")
         SELECT row_number() OVER (ORDER BY ts, g), uid, bid, ts, ts + INTERVAL '1 minute' * {x.u('be.upd', 'g')} * 30,
                {x.u('be.lock', 'g')} < 0.05, 'Entry ' || g, 1
-        FROM (SELECT s.g, s.bid, CASE WHEN NOT s.nu THEN {x.pick('be.user', nu, 1.5, 's.g')} END AS uid,
-                     {x.after('b."createdAt"', x.u('be.ts', 's.g'), 3)}::timestamp(3) AS ts
-              FROM (SELECT g, {null_user} AS nu, {x.pick('be.bounty', nb, 2, 'g')} AS bid
-                    FROM generate_series(1, {n}) g) s
+        FROM (SELECT s.g, s.bid, CASE WHEN NOT s.nu THEN {x.fold('s.pk_user', 's.ut', nu)} END AS uid,
+                     {x.child_ts('s.ut', [('b."createdAt"', 'be.soon')], 's.g')}::timestamp(3) AS ts
+              FROM (SELECT s0.*, {x.fold('pk_bounty', 'ut', nb)} AS bid
+                    FROM (SELECT g, {null_user} AS nu, {x.u('be.t', 'g')} AS ut,
+                                 {x.pick('bounty', nb, 2, 'g')} AS pk_bounty, {x.pick('be.user', nu, 1.5, 'g')} AS pk_user
+                          FROM generate_series(1, {n}) g) s0) s
               JOIN "Bounty" b ON b."id" = s.bid) e""")
     ctx.done(f"BountyEntry {n}")
 
 
 def _comics(ctx: _Ctx) -> None:
-    """Comic projects (a 2025 feature) and their chapters: project p gets positions 0, 1, 2, ..."""
+    """Comic projects and their chapters (positions 0, 1, ... per project in creation order)."""
     x, n, nc, nu = ctx.pgx, ctx.n["ComicProject"], ctx.n["ComicChapter"], ctx.n["User"]
-    start = max(HISTORY_START, ctx.cutoff - dt.timedelta(days=270))
     ctx.sql(f"""
         INSERT INTO "ComicProject" ("id", "userId", "name", "status", "nsfwLevel", "publishedAt", "createdAt",
                                     "updatedAt")
-        SELECT g, {x.pick('cp.owner', nu, 2, 'g')}, 'Comic ' || g,
+        SELECT g, owner, 'Comic ' || g,
                (CASE WHEN {x.u('cp.del', 'g')} < 0.05 THEN 'Deleted' ELSE 'Active' END)::"ComicProjectStatus",
                1, CASE WHEN {x.u('cp.pub', 'g')} < 0.8 THEN ts + INTERVAL '1 day' END, ts, ts
-        FROM (SELECT g, {x.strat('cp.ts', n, 'g', start)}::timestamp(3) AS ts FROM generate_series(1, {n}) g) s""")
-    status = x.kinds("cc.status", nc, [("'Draft'", .12, 2), ("'Scheduled'", .08, 2)], "'Published'", "s.g")
+        FROM {_parent_rows(x, 'cp', n, 2, nu)} p""")
+    status = x.kinds("cc.status", nc, [("'Draft'", Edge(.12, 2)), ("'Scheduled'", Edge(.08, 2))], "'Published'", "g")
     ctx.sql(f"""
         INSERT INTO "ComicChapter" ("id", "projectId", "position", "name", "status", "publishedAt", "createdAt",
                                     "updatedAt")
-        SELECT s.g, s.pid, s.pos, 'Chapter ' || (s.pos + 1), ({status})::"ComicChapterStatus",
-               CASE WHEN {status} = 'Published' THEN t.ts + INTERVAL '1 hour'
-                    WHEN {status} = 'Scheduled' THEN t.ts + INTERVAL '7 days' END,
-               t.ts, t.ts
-        FROM (SELECT g, 1 + (g - 1) % {n} AS pid, (g - 1) / {n} AS pos FROM generate_series(1, {nc}) g) s
-        JOIN "ComicProject" p ON p."id" = s.pid
-        CROSS JOIN LATERAL (SELECT ({x.after('p."createdAt"', f"least(1.0, (s.pos + {x.u('cc.ts', 's.g')}) / {nc // n + 1}.0)", 1.5)})::timestamp(3) AS ts) t""")
+        SELECT row_number() OVER (ORDER BY ts, g), pid, pos, 'Chapter ' || (pos + 1), status::"ComicChapterStatus",
+               CASE WHEN status = 'Published' THEN ts + INTERVAL '1 hour'
+                    WHEN status = 'Scheduled' THEN ts + INTERVAL '7 days' END,
+               ts, ts
+        FROM (SELECT c.*, row_number() OVER (PARTITION BY pid ORDER BY ts, g) - 1 AS pos
+              FROM (SELECT s.g, s.pid, s.status,
+                           {x.child_ts('s.ut', [('p."createdAt"', 'cc.soon')], 's.g')}::timestamp(3) AS ts
+                    FROM (SELECT s0.*, {x.fold('pk', 'ut', n)} AS pid
+                          FROM (SELECT g, {status} AS status, {x.u('cc.t', 'g')} AS ut,
+                                       {x.pick('comic', n, 1.5, 'g')} AS pk
+                                FROM generate_series(1, {nc}) g) s0) s
+                    JOIN "ComicProject" p ON p."id" = s.pid) c) d""")
     ctx.done(f"ComicProject {n}, ComicChapter {nc}")
 
 
 # --------------------------------------------------------------------------------------------
 # PostgreSQL: event tables
+#
+# Pattern: each candidate row g draws its time first (`ut`, growth(ut)), then picks its parents
+# among those that already existed (fold), so every table has the site's growth curve (~7 % at or
+# after the cutoff); `child_ts` keeps the event after its parents. Unique keys are enforced with
+# DISTINCT ON (key) ORDER BY key, g; serial ids follow createdAt.
 # --------------------------------------------------------------------------------------------
 def _user_engagement(ctx: _Ctx) -> None:
     x, n, nu = ctx.pgx, ctx.n["UserEngagement"], ctx.n["User"]
-    etype = x.kinds("ue.type", n, [("'Hide'", .08, 5), ("'Block'", .04, 5)], "'Follow'", "g")
+    etype = x.kinds("ue.type", n, [("'Hide'", Edge(.08, 5)), ("'Block'", Edge(.04, 5))], "'Follow'", "g")
+    ts = x.child_ts("s.ut", [('a."createdAt"', "ue.a"), ('t."createdAt"', "ue.t")], "s.g")
     ctx.sql(f"""
         INSERT INTO "UserEngagement" ("userId", "targetUserId", "type", "createdAt")
         SELECT DISTINCT ON (s.actor, s.target) s.actor, s.target, s.etype::"UserEngagementType",
-               {x.at_cutoff_case('s.bk', x.after('greatest(a."createdAt", t."createdAt")', x.u('ue.ts', 's.g'), 2))}::timestamp(3)
-        FROM (SELECT g, {x.pick('ue.actor', nu, 1.5, 'g')} AS actor, {x.pick('ue.target', nu, 3, 'g')} AS target,
-                     {etype} AS etype, {x.boundary_kind('ue.b', n, 'g')} AS bk
-              FROM generate_series(1, {n}) g) s
+               {x.at_cutoff_case('s.bk', ts)}::timestamp(3)
+        FROM (SELECT s0.*, {x.fold('pa', 'ut', nu)} AS actor, {x.fold('pt', 'ut', nu)} AS target
+              FROM (SELECT g, {x.u('ue.ts', 'g')} AS ut, {x.pick('ue.actor', nu, 1.5, 'g')} AS pa,
+                           {x.pick('ue.target', nu, 3, 'g')} AS pt, {etype} AS etype, {x.boundary_kind('ue.b', n, 'g')} AS bk
+                    FROM generate_series(1, {n}) g) s0) s
         JOIN "User" a ON a."id" = s.actor JOIN "User" t ON t."id" = s.target
         WHERE s.actor <> s.target
         ORDER BY s.actor, s.target, s.g""")
@@ -810,44 +873,44 @@ def _reaction_kind(x: _Expr, salt: str, n: int, g: str = "g") -> str:
 
 
 def _image_reactions(ctx: _Ctx) -> None:
-    """The largest table. Hot images (u^3) and moderately hot reactors; a few orphan image ids."""
+    """The largest table. Hot images (u^3) and moderately hot reactors; a few orphan image ids
+    (above the largest Image id: images deleted since, no FK in production)."""
     x, n, ni, nu = ctx.pgx, ctx.n["ImageReaction"], ctx.n["Image"], ctx.n["User"]
     orphan = x.kinds("ir.orphan", n, [("true", IMAGE_REACTION_ORPHAN)], "false", "g")
-    n_orphan_ids = max(3, ni // 200)
-    # Orphans (no Image row) are dated like any reaction; the others follow their image.
-    ic = 'i."createdAt"'
-    ts = f"coalesce({x.after(ic, x.u('ir.ts', 's.g'), 2.2)}, {x.growth(x.u('ir.ts', 's.g'))})"
+    ts = x.child_ts("s.ut", [('i."createdAt"', "ir.soon")], "s.g")  # NULL parent (orphan) is ignored
     ctx.sql(f"""
         INSERT INTO "ImageReaction" ("id", "imageId", "userId", "reaction", "createdAt", "updatedAt")
         SELECT row_number() OVER (ORDER BY ts, g), img, usr, reaction::"ReviewReactions", ts, ts
         FROM (
-          SELECT DISTINCT ON (img, usr, reaction) g, img, usr, reaction, ts
-          FROM (
-            SELECT s.g, s.img, s.usr, s.reaction,
-                   {x.at_cutoff_case('s.bk', ts)}::timestamp(3) AS ts
-            FROM (SELECT g, CASE WHEN {orphan} THEN {ni} + 1 + (g % {n_orphan_ids})::int
-                                 ELSE {x.pick('image', ni, 3, 'g')} END AS img,
-                         {x.pick('ir.user', nu, 1.7, 'g')} AS usr, {_reaction_kind(x, 'ir.reaction', n)} AS reaction,
-                         {x.boundary_kind('ir.b', n, 'g')} AS bk
-                  FROM generate_series(1, {n}) g) s
-            LEFT JOIN "Image" i ON i."id" = s.img
-          ) c
-          ORDER BY img, usr, reaction, g
+          SELECT DISTINCT ON (s.img, s.usr, s.reaction) s.g, s.img, s.usr, s.reaction,
+                 {x.at_cutoff_case('s.bk', ts)}::timestamp(3) AS ts
+          FROM (SELECT s0.g, s0.ut, s0.reaction, s0.bk, {x.fold('pu', 'ut', nu)} AS usr,
+                       CASE WHEN s0.orphan THEN {ni} + 1 + (s0.g % {max(3, ni // 200)})::int
+                            ELSE {x.fold('pi', 'ut', ni)} END AS img
+                FROM (SELECT g, {x.u('ir.ts', 'g')} AS ut, {orphan} AS orphan, {x.pick('image', ni, 3, 'g')} AS pi,
+                             {x.pick('ir.user', nu, 1.7, 'g')} AS pu, {_reaction_kind(x, 'ir.reaction', n)} AS reaction,
+                             {x.boundary_kind('ir.b', n, 'g')} AS bk
+                      FROM generate_series(1, {n}) g) s0) s
+          LEFT JOIN "Image" i ON i."id" = s.img
+          ORDER BY s.img, s.usr, s.reaction, s.g
         ) d""")
     ctx.done("ImageReaction")
 
 
 def _article_reactions(ctx: _Ctx) -> None:
     x, n, na, nu = ctx.pgx, ctx.n["ArticleReaction"], ctx.n["Article"], ctx.n["User"]
+    ts = x.child_ts("s.ut", [('coalesce(a."publishedAt", a."createdAt")', "ar.soon")], "s.g")
     ctx.sql(f"""
         INSERT INTO "ArticleReaction" ("id", "articleId", "userId", "reaction", "createdAt", "updatedAt")
         SELECT row_number() OVER (ORDER BY ts, g), art, usr, reaction::"ReviewReactions", ts, ts
         FROM (
           SELECT DISTINCT ON (s.art, s.usr, s.reaction) s.g, s.art, s.usr, s.reaction,
-                 {x.at_cutoff_case('s.bk', x.after(f'coalesce(a."publishedAt", a."createdAt", {_lit(HISTORY_START)})', x.u('ar.ts', 's.g'), 2))}::timestamp(3) AS ts
-          FROM (SELECT g, {x.pick('article', na, 2.5, 'g')} AS art, {x.pick('ar.user', nu, 1.7, 'g')} AS usr,
-                       {_reaction_kind(x, 'ar.reaction', n)} AS reaction, {x.boundary_kind('ar.b', n, 'g')} AS bk
-                FROM generate_series(1, {n}) g) s
+                 {x.at_cutoff_case('s.bk', ts)}::timestamp(3) AS ts
+          FROM (SELECT s0.*, {x.fold('pa', 'ut', na)} AS art, {x.fold('pu', 'ut', nu)} AS usr
+                FROM (SELECT g, {x.u('ar.ts', 'g')} AS ut, {x.pick('article', na, 2.5, 'g')} AS pa,
+                             {x.pick('ar.user', nu, 1.7, 'g')} AS pu, {_reaction_kind(x, 'ar.reaction', n)} AS reaction,
+                             {x.boundary_kind('ar.b', n, 'g')} AS bk
+                      FROM generate_series(1, {n}) g) s0) s
           JOIN "Article" a ON a."id" = s.art
           ORDER BY s.art, s.usr, s.reaction, s.g
         ) d""")
@@ -857,18 +920,20 @@ def _article_reactions(ctx: _Ctx) -> None:
 def _bounty_entry_reactions(ctx: _Ctx) -> None:
     x, n, nbe, nu = ctx.pgx, ctx.n["BountyEntryReaction"], ctx.n["BountyEntry"], ctx.n["User"]
     on_null = x.kinds("ber.null", n, [("true", BER_ON_NULL_AUTHOR)], "false", "g")
+    ts = x.child_ts("c.ut", [('e."createdAt"', "ber.soon")], "c.g")
     ctx.sql(f"""
-        WITH orphaned AS (SELECT "id", row_number() OVER (ORDER BY "id") - 1 AS rn, count(*) OVER () AS cnt
+        WITH orphaned AS (SELECT "id", row_number() OVER (ORDER BY "id") - 1 AS rn
                           FROM "BountyEntry" WHERE "userId" IS NULL)
         INSERT INTO "BountyEntryReaction" ("bountyEntryId", "userId", "reaction", "createdAt")
         SELECT DISTINCT ON (c.eid, c.usr, c.reaction) c.eid, c.usr, c.reaction::"ReviewReactions",
-               {x.at_cutoff_case('c.bk', x.after('e."createdAt"', x.u('ber.ts', 'c.g'), 2))}::timestamp(3)
-        FROM (SELECT s.g, coalesce(o."id", s.pick) AS eid, s.usr, s.reaction, s.bk
-              FROM (SELECT g, {on_null} AS on_null, {x.pick('bountyEntry', nbe, 2, 'g')} AS pick,
-                           {x.pick('ber.user', nu, 1.5, 'g')} AS usr, {_reaction_kind(x, 'ber.reaction', n)} AS reaction,
+               {x.at_cutoff_case('c.bk', ts)}::timestamp(3)
+        FROM (SELECT s.g, s.ut, coalesce(o."id", {x.fold('s.pe', 's.ut', nbe)}) AS eid,
+                     {x.fold('s.pu', 's.ut', nu)} AS usr, s.reaction, s.bk
+              FROM (SELECT g, {x.u('ber.ts', 'g')} AS ut, {on_null} AS on_null, {x.pick('bountyEntry', nbe, 2, 'g')} AS pe,
+                           {x.pick('ber.user', nu, 1.5, 'g')} AS pu, {_reaction_kind(x, 'ber.reaction', n)} AS reaction,
                            {x.boundary_kind('ber.b', n, 'g')} AS bk
                     FROM generate_series(1, {n}) g) s
-              LEFT JOIN orphaned o ON s.on_null AND o.rn = s.g % o.cnt) c
+              LEFT JOIN orphaned o ON s.on_null AND o.rn = s.g % (SELECT count(*) FROM orphaned)) c
         JOIN "BountyEntry" e ON e."id" = c.eid
         ORDER BY c.eid, c.usr, c.reaction, c.g""")
     ctx.done("BountyEntryReaction")
@@ -878,7 +943,8 @@ def _resource_reviews(ctx: _Ctx) -> None:
     x, n, nmv, nu = ctx.pgx, ctx.n["ResourceReview"], ctx.n["ModelVersion"], ctx.n["User"]
     down = x.kinds("rr.down", n, [("true", REVIEW_DOWN)], "false", "g")
     kind = x.kinds("rr.kind", n, [("'flipped'", REVIEW_FLIPPED), ("'at'", AT_CUTOFF),
-                                  ("'before'", BEFORE_CUTOFF), ("'edited'", .08, 1)], "''", "g")
+                                  ("'before'", BEFORE_CUTOFF), ("'edited'", Edge(.08, 1))], "''", "g")
+    ts = x.child_ts("s.ut", [('mv."createdAt"', "rr.soon")], "s.g")
     ctx.sql(f"""
         INSERT INTO "ResourceReview" ("id", "modelId", "modelVersionId", "rating", "recommended", "details",
                                       "userId", "createdAt", "updatedAt", "exclude", "nsfw", "tosViolation")
@@ -892,15 +958,14 @@ def _resource_reviews(ctx: _Ctx) -> None:
         FROM (
           SELECT DISTINCT ON (s.mvid, s.usr) s.g, mv."modelId" AS mid, s.mvid, s.usr, s.down, s.kind,
                  s.exclude, s.tos,
-                 (CASE WHEN s.kind = 'flipped'
-                       THEN {x.before_cutoff(x.after('mv."createdAt"', x.u('rr.ts', 's.g'), 2), x.u('rr.pre', 's.g'))}
-                       ELSE {x.at_cutoff_case('s.kind', x.after('mv."createdAt"', x.u('rr.ts', 's.g'), 2))}
-                  END)::timestamp(3) AS ts
-          FROM (SELECT g, {x.pick('modelVersion', nmv, 2.5, 'g')} AS mvid, {x.pick('rr.user', nu, 1.5, 'g')} AS usr,
-                       {down} AS down, {kind} AS kind,
-                       {x.kinds('rr.excl', n, [('true', REVIEW_EXCLUDE)], 'false', 'g')} AS exclude,
-                       {x.kinds('rr.tos', n, [('true', REVIEW_TOS)], 'false', 'g')} AS tos
-                FROM generate_series(1, {n}) g) s
+                 (CASE WHEN s.kind = 'flipped' THEN {x.before_cutoff(ts, x.u('rr.pre', 's.g'))}
+                       ELSE {x.at_cutoff_case('s.kind', ts)} END)::timestamp(3) AS ts
+          FROM (SELECT s0.*, {x.fold('pm', 'ut', nmv)} AS mvid, {x.fold('pu', 'ut', nu)} AS usr
+                FROM (SELECT g, {x.u('rr.ts', 'g')} AS ut, {x.pick('modelVersion', nmv, 2.5, 'g')} AS pm,
+                             {x.pick('rr.user', nu, 1.5, 'g')} AS pu, {down} AS down, {kind} AS kind,
+                             {x.kinds('rr.excl', n, [('true', REVIEW_EXCLUDE)], 'false', 'g')} AS exclude,
+                             {x.kinds('rr.tos', n, [('true', REVIEW_TOS)], 'false', 'g')} AS tos
+                      FROM generate_series(1, {n}) g) s0) s
           JOIN "ModelVersion" mv ON mv."id" = s.mvid
           ORDER BY s.mvid, s.usr, s.g
         ) d""")
@@ -908,22 +973,26 @@ def _resource_reviews(ctx: _Ctx) -> None:
 
 
 def _collection_items(ctx: _Ctx) -> None:
-    """Item kind matches the collection's type; the owner adds most items."""
+    """The item kind matches the collection's type; the owner adds most items."""
     x, n = ctx.pgx, ctx.n["CollectionItem"]
     ni, nm, np_, na, nu = ctx.n["Image"], ctx.n["Model"], ctx.n["Post"], ctx.n["Article"], ctx.n["User"]
-    ikind = x.kinds("ci.kind", n, [("'Model'", .20, 5), ("'Post'", .14, 5), ("'Article'", .10, 5),
-                                   ("'Model3D'", CI_MODEL3D.fraction, CI_MODEL3D.min_rows)], "'Image'", "g")
-    adder = x.kinds("ci.adder", n, [("'null'", CI_NULL_ADDER), ("'other'", .40, 5)], "'owner'", "g")
+    ikind = x.kinds("ci.kind", n, [("'Model'", Edge(.20, 5)), ("'Post'", Edge(.14, 5)),
+                                   ("'Article'", Edge(.10, 5)), ("'Model3D'", CI_MODEL3D)], "'Image'", "g")
+    adder = x.kinds("ci.adder", n, [("'null'", CI_NULL_ADDER), ("'other'", Edge(.40, 5))], "'owner'", "g")
     status = x.kinds("ci.status", n, [("'REVIEW'", CI_REVIEW), ("'REJECTED'", CI_REJECTED)], "'ACCEPTED'", "g")
     tkind = x.kinds("ci.ts", n, [("'null'", CI_NULL_CREATED), ("'at'", AT_CUTOFF), ("'before'", BEFORE_CUTOFF)],
                     "''", "g")
-    entity = (f"CASE s.ikind WHEN 'Image' THEN {x.pick('image', ni, 3, 's.g')} "
-              f"WHEN 'Model' THEN {x.pick('model', nm, 2.5, 's.g')} WHEN 'Post' THEN {x.pick('post', np_, 2.5, 's.g')} "
-              f"WHEN 'Article' THEN {x.pick('article', na, 2.5, 's.g')} "
-              f"ELSE 1 + floor(500 * pow({x.u('ci.m3d', 's.g')}, 2))::int END")
+    pick_entity = (f"CASE {ikind} WHEN 'Image' THEN {x.pick('image', ni, 3, 'g')} "
+                   f"WHEN 'Model' THEN {x.pick('model', nm, 2.5, 'g')} WHEN 'Post' THEN {x.pick('post', np_, 2.5, 'g')} "
+                   f"WHEN 'Article' THEN {x.pick('article', na, 2.5, 'g')} "
+                   f"ELSE 1 + floor(500 * pow({x.u('ci.m3d', 'g')}, 2))::int END")
+    n_entity = f"CASE s.ikind WHEN 'Image' THEN {ni} WHEN 'Model' THEN {nm} WHEN 'Post' THEN {np_} " \
+               f"WHEN 'Article' THEN {na} ELSE 500 END"
+    coll_ts = f'coalesce(ct."createdAt", {_lit(HISTORY_START)})'
+    ts = x.child_ts("s.ut", [(coll_ts, "ci.soon")], "s.g")
     ctx.sql(f"""
         WITH ct AS (SELECT "id", "userId", "createdAt", "type"::text AS type,
-                           row_number() OVER (PARTITION BY "type" ORDER BY "id") - 1 AS rn,
+                           row_number() OVER (PARTITION BY "type" ORDER BY "id") AS rn,
                            count(*) OVER (PARTITION BY "type") AS cnt
                     FROM "Collection" WHERE "type" IS NOT NULL),
              tc AS (SELECT DISTINCT type, cnt FROM ct)
@@ -936,19 +1005,20 @@ def _collection_items(ctx: _Ctx) -> None:
                CASE WHEN ikind = 'Model3D' THEN eid END, adder,
                CASE WHEN status <> 'ACCEPTED' THEN owner END,
                CASE WHEN status <> 'ACCEPTED' THEN coalesce(ts, {_lit(HISTORY_START)}) + INTERVAL '1 day' END,
-               status::"CollectionItemStatus", (hashint8extended(g, {x.key('ci.random')}) % 1000000000)::int
+               status::"CollectionItemStatus", (hashint8extended(g, {x.key('ci.random')}) & 1073741823)::int
         FROM (
-          SELECT DISTINCT ON (ct."id", s.ikind, {entity}) s.g, s.ikind, ct."id" AS cid, ct."userId" AS owner,
-                 {entity} AS eid, s.status,
-                 CASE s.adder WHEN 'owner' THEN ct."userId" WHEN 'other' THEN {x.pick('ci.user', nu, 1.5, 's.g')} END AS adder,
-                 (CASE WHEN s.tkind = 'null' THEN NULL
-                       ELSE {x.at_cutoff_case('s.tkind', x.after(f'coalesce(ct."createdAt", {_lit(HISTORY_START)})', x.u('ci.t', 's.g'), 2))}
-                  END)::timestamp(3) AS ts
-          FROM (SELECT g, {ikind} AS ikind, {adder} AS adder, {status} AS status, {tkind} AS tkind
-                FROM generate_series(1, {n}) g) s
-          JOIN tc ON tc.type = s.ikind
-          JOIN ct ON ct.type = s.ikind AND ct.rn = {x.rank('ci.coll', 'tc.cnt', 2, 's.g')} * 7919 % tc.cnt
-          ORDER BY ct."id", s.ikind, {entity}, s.g
+          SELECT DISTINCT ON (ct."id", s.ikind, s.eid) s.g, s.ikind, ct."id" AS cid, ct."userId" AS owner,
+                 s.eid, s.status,
+                 CASE s.adder WHEN 'owner' THEN ct."userId" WHEN 'other' THEN {x.fold('s.pu', 's.ut', nu)} END AS adder,
+                 (CASE WHEN s.tkind = 'null' THEN NULL ELSE {x.at_cutoff_case('s.tkind', ts)} END)::timestamp(3) AS ts
+          FROM (SELECT s0.*, tc.cnt, {x.fold('pe', 'ut', n_entity.replace('s.', 's0.'))} AS eid,
+                       {x.scatter(x.rank('ci.coll', 'tc.cnt', 2, 's0.g'), 'tc.cnt')} AS pc
+                FROM (SELECT g, {ikind} AS ikind, {adder} AS adder, {status} AS status, {tkind} AS tkind,
+                             {x.u('ci.t', 'g')} AS ut, {pick_entity} AS pe, {x.pick('ci.user', nu, 1.5, 'g')} AS pu
+                      FROM generate_series(1, {n}) g) s0
+                JOIN tc ON tc.type = s0.ikind) s
+          JOIN ct ON ct.type = s.ikind AND ct.rn = {x.fold('s.pc', 's.ut', 's.cnt')}
+          ORDER BY ct."id", s.ikind, s.eid, s.g
         ) d""")
     ctx.done("CollectionItem")
 
@@ -959,9 +1029,10 @@ def _collection_contributors(ctx: _Ctx) -> None:
     perms = x.kinds("cc.perm", n, [
         ("NULL", CC_NULL_PERMISSIONS), ("'{}'", CC_EMPTY_PERMISSIONS), ("'{ADD}'", CC_ADD_ONLY),
         ("'{ADD_REVIEW}'", CC_ADD_REVIEW_ONLY), ("'{VIEW,ADD,MANAGE}'", CC_CO_MANAGER),
-        ("'{VIEW,ADD}'", .12, 3), ("'{VIEW,ADD_REVIEW}'", .02, 2)], "'{VIEW}'", "g")
+        ("'{VIEW,ADD}'", Edge(.12, 3)), ("'{VIEW,ADD_REVIEW}'", Edge(.02, 2))], "'{VIEW}'", "g")
     tkind = x.kinds("cc.ts", n, [("'null'", CC_NULL_CREATED), ("'at'", AT_CUTOFF), ("'before'", BEFORE_CUTOFF)],
                     "''", "g")
+    ts = x.child_ts("s.ut", [(f'coalesce(c."createdAt", {_lit(HISTORY_START)})', "cc.soon")], "s.g")
     ctx.sql(f"""
         INSERT INTO "CollectionContributor" ("createdAt", "updatedAt", "userId", "collectionId", "permissions")
         SELECT DISTINCT ON (uid, cid) ts, ts, uid, cid, perms::"CollectionContributorPermission"[]
@@ -970,49 +1041,52 @@ def _collection_contributors(ctx: _Ctx) -> None:
           FROM "Collection" c
           UNION ALL
           SELECT 1, s.g, s.uid, s.cid, s.perms,
-                 (CASE WHEN s.tkind = 'null' THEN NULL
-                       ELSE {x.at_cutoff_case('s.tkind', x.after(f'coalesce(c."createdAt", {_lit(HISTORY_START)})', x.u('cc.t', 's.g'), 2))}
-                  END)::timestamp(3)
-          FROM (SELECT g, {x.pick('cc.user', nu, 1.2, 'g')} AS uid, {x.pick('collection', nc, 3, 'g')} AS cid,
-                       {perms} AS perms, {tkind} AS tkind
-                FROM generate_series(1, {n}) g) s
+                 (CASE WHEN s.tkind = 'null' THEN NULL ELSE {x.at_cutoff_case('s.tkind', ts)} END)::timestamp(3)
+          FROM (SELECT s0.*, {x.fold('pu', 'ut', nu)} AS uid, {x.fold('pc', 'ut', nc)} AS cid
+                FROM (SELECT g, {x.u('cc.t', 'g')} AS ut, {x.pick('cc.user', nu, 1.2, 'g')} AS pu,
+                             {x.pick('collection', nc, 3, 'g')} AS pc, {perms} AS perms, {tkind} AS tkind
+                      FROM generate_series(1, {n}) g) s0) s
           JOIN "Collection" c ON c."id" = s.cid
         ) u
         ORDER BY uid, cid, src, g""")
     ctx.done("CollectionContributor")
 
 
+def _comment_flags(x: _Expr, salt: str, count: int, nu: int) -> str:
+    """Columns shared by comment generators: tos, hid (hidden), bk (cutoff boundary), ut, pu."""
+    return (f"{x.kinds(salt + '.tos', count, [('true', COMMENT_TOS)], 'false', 'g')} AS tos, "
+            f"{x.kinds(salt + '.hid', count, [('true', COMMENT_HIDDEN)], 'false', 'g')} AS hid, "
+            f"{x.boundary_kind(salt + '.b', count, 'g')} AS bk, {x.u(salt + '.ts', 'g')} AS ut, "
+            f"{x.pick(salt + '.user', nu, 1.5, 'g')} AS pu")
+
+
 def _comments(ctx: _Ctx) -> None:
-    """Old model comments: roots first (ids by time), then replies to a root of the same model."""
+    """Old model comments: roots first (ids by time), then replies to an older root of the same model."""
     x, n, nm, nu = ctx.pgx, ctx.n["Comment"], ctx.n["Model"], ctx.n["User"]
     n_replies = max(5, round(n * COMMENT_REPLY_SHARE))
     n_roots = n - n_replies
-
-    def flags(salt: str, count: int) -> str:
-        return (f"{x.kinds(salt + '.tos', count, [('true', COMMENT_TOS)], 'false', 'g')} AS tos, "
-                f"{x.kinds(salt + '.hid', count, [('true', COMMENT_HIDDEN)], 'false', 'g')} AS hid, "
-                f"{x.boundary_kind(salt + '.b', count, 'g')} AS bk")
-
     cols = ('"id", "content", "createdAt", "updatedAt", "nsfw", "tosViolation", "parentId", "userId", '
             '"modelId", "locked", "hidden", "pinnedAt"')
+    root_ts = x.child_ts("s.ut", [('m."createdAt"', "c.soon")], "s.g")
     ctx.sql(f"""
         INSERT INTO "Comment" ({cols})
         SELECT row_number() OVER (ORDER BY ts, g), 'Comment ' || g, ts, ts, {x.u('c.nsfw', 'g')} < 0.03, tos,
                NULL, usr, mid, false, hid, CASE WHEN {x.u('c.pin', 'g')} < 0.002 THEN ts END
-        FROM (SELECT s.*, {x.at_cutoff_case('s.bk', x.after('m."createdAt"', x.u('c.ts', 's.g'), 2.5))}::timestamp(3) AS ts
-              FROM (SELECT g, {x.pick('model', nm, 2.5, 'g')} AS mid, {x.pick('c.user', nu, 1.5, 'g')} AS usr,
-                           {flags('c.root', n_roots)}
-                    FROM generate_series(1, {n_roots}) g) s
+        FROM (SELECT s.*, {x.at_cutoff_case('s.bk', root_ts)}::timestamp(3) AS ts
+              FROM (SELECT s0.*, {x.fold('pm', 'ut', nm)} AS mid, {x.fold('pu', 'ut', nu)} AS usr
+                    FROM (SELECT g, {x.pick('model', nm, 2.5, 'g')} AS pm, {_comment_flags(x, 'c.root', n_roots, nu)}
+                          FROM generate_series(1, {n_roots}) g) s0) s
               JOIN "Model" m ON m."id" = s.mid) r""")
+    reply_ts = x.child_ts("s.ut", [('p."createdAt"', "c.rsoon")], "s.g")
     ctx.sql(f"""
         INSERT INTO "Comment" ({cols})
         SELECT {n_roots} + row_number() OVER (ORDER BY ts, g), 'Reply ' || g, ts, ts, false, tos, pid, usr, mid,
                false, hid, NULL
         FROM (SELECT s.g, s.tos, s.hid, s.usr, p."id" AS pid, p."modelId" AS mid,
-                     {x.at_cutoff_case('s.bk', x.after('p."createdAt"', x.u('c.rts', 's.g'), 4))}::timestamp(3) AS ts
-              FROM (SELECT g, {x.pick('c.parent', n_roots, 2, 'g')} AS parent, {x.pick('c.ruser', nu, 1.5, 'g')} AS usr,
-                           {flags('c.reply', n_replies)}
-                    FROM generate_series(1, {n_replies}) g) s
+                     {x.at_cutoff_case('s.bk', reply_ts)}::timestamp(3) AS ts
+              FROM (SELECT s0.*, {x.fold('pp', 'ut', n_roots)} AS parent, {x.fold('pu', 'ut', nu)} AS usr
+                    FROM (SELECT g, {x.pick('c.parent', n_roots, 2, 'g')} AS pp, {_comment_flags(x, 'c.reply', n_replies, nu)}
+                          FROM generate_series(1, {n_replies}) g) s0) s
               JOIN "Comment" p ON p."id" = s.parent) r""")
     ctx.done("Comment")
 
@@ -1024,18 +1098,19 @@ def _threads_and_comments(ctx: _Ctx) -> None:
     comment: commentId set, entity columns NULL, parentThreadId = the comment's thread,
     rootThreadId = the entity's root thread.
     """
-    x, n, nu = ctx.pgx, ctx.n["CommentV2"], ctx.n["User"]
-    few = lambda frac: max(3, round(frac * n))  # noqa: E731 - tiny local helper
-    n_deleted, n_question, n_club = few(THREAD_DELETED), few(THREAD_QUESTION), few(THREAD_CLUB_POST)
-    n_other, n_orphan_img = few(THREAD_OTHER), max(2, round(THREAD_ORPHAN_IMAGE * n))
-    ni = ctx.n["Image"]
+    x, n, nu, ni = ctx.pgx, ctx.n["CommentV2"], ctx.n["User"], ctx.n["Image"]
+
+    def few(frac: float, floor_: int = 3) -> int:
+        return max(floor_, round(frac * n))
+
     ctx.sql(f"""
         CREATE TEMP TABLE _gen_root_thread AS
         SELECT row_number() OVER (ORDER BY ts, kind, eid, eid2) AS id, kind, eid, eid2, ts
         FROM (
           SELECT 'post' AS kind, "id" AS eid, 0 AS eid2, "createdAt" AS ts FROM "Post" WHERE {x.u('t.post', '"id"')} < 0.45
           UNION ALL SELECT 'image', "id", 0, "createdAt" FROM "Image" WHERE {x.u('t.image', '"id"')} < 0.12
-          UNION ALL SELECT 'image', {ni} + g, 0, {x.growth(x.u('t.oimg', 'g'))} FROM generate_series(1, {n_orphan_img}) g
+          UNION ALL SELECT 'image', {ni} + g, 0, {x.growth(x.u('t.oimg', 'g'))}
+                    FROM generate_series(1, {few(THREAD_ORPHAN_IMAGE, 2)}) g
           UNION ALL SELECT 'article', "id", 0, coalesce("createdAt", {_lit(HISTORY_START)}) FROM "Article"
                     WHERE {x.u('t.article', '"id"')} < 0.5
           UNION ALL SELECT 'bounty', "id", 0, "createdAt" FROM "Bounty" WHERE {x.u('t.bounty', '"id"')} < 0.6
@@ -1044,13 +1119,17 @@ def _threads_and_comments(ctx: _Ctx) -> None:
           UNION ALL SELECT 'bountyEntry', "id", 0, "createdAt" FROM "BountyEntry" WHERE {x.u('t.be', '"id"')} < 0.1
           UNION ALL SELECT 'comicChapter', "projectId", "position", "createdAt" FROM "ComicChapter"
                     WHERE {x.u('t.cc', '"id"')} < 0.3
-          UNION ALL SELECT 'question', g, 0, {x.growth(x.u('t.q', 'g'))} FROM generate_series(1, {n_question}) g
-          UNION ALL SELECT 'clubPost', g, 0, {x.growth(x.u('t.club', 'g'))} FROM generate_series(1, {n_club}) g
-          UNION ALL SELECT 'challenge', g, 0, {x.growth(x.u('t.ch', 'g'))} FROM generate_series(1, {n_other}) g
-          UNION ALL SELECT 'model3d', g, 0, {x.growth(x.u('t.m3d', 'g'))} FROM generate_series(1, {n_other}) g
-          UNION ALL SELECT 'deleted', g, 0, {x.growth(x.u('t.del', 'g'))} FROM generate_series(1, {n_deleted}) g
+          UNION ALL SELECT 'question', g, 0, {x.growth(x.u('t.q', 'g'))} FROM generate_series(1, {few(THREAD_QUESTION)}) g
+          UNION ALL SELECT 'clubPost', g, 0, {x.growth(x.u('t.club', 'g'))} FROM generate_series(1, {few(THREAD_CLUB_POST)}) g
+          UNION ALL SELECT 'challenge', g, 0, {x.growth(x.u('t.ch', 'g'))} FROM generate_series(1, {few(THREAD_OTHER)}) g
+          UNION ALL SELECT 'model3d', g, 0, {x.growth(x.u('t.m3d', 'g'))} FROM generate_series(1, {few(THREAD_OTHER)}) g
+          UNION ALL SELECT 'deleted', g, 0, {x.growth(x.u('t.del', 'g'))} FROM generate_series(1, {few(THREAD_DELETED)}) g
         ) t""")
-    col = lambda k: f"CASE WHEN kind = '{k}' THEN eid END"  # noqa: E731
+    ctx.sql("ANALYZE _gen_root_thread")  # temp tables have no statistics; joins below need them
+
+    def col(kind: str) -> str:
+        return f"CASE WHEN kind = '{kind}' THEN eid END"
+
     ctx.sql(f"""
         INSERT INTO "Thread" ("id", "locked", "postId", "imageId", "articleId", "bountyId", "modelId", "reviewId",
                               "bountyEntryId", "comicProjectId", "comicChapterPosition", "questionId", "clubPostId",
@@ -1061,47 +1140,43 @@ def _threads_and_comments(ctx: _Ctx) -> None:
                {col('challenge')}, {col('model3d')}
         FROM _gen_root_thread""")
     n_rt = int(ctx.scalar("SELECT count(*) FROM _gen_root_thread"))
-
     n_nested = max(5, round(n * 0.03))
     n_reply = max(10, round(n * 0.25))
     n_root = n - n_reply - n_nested
-
-    def comment_cols(salt: str, count: int) -> str:
-        return (f"{x.kinds(salt + '.tos', count, [('true', COMMENT_TOS)], 'false', 'g')} AS tos, "
-                f"{x.kinds(salt + '.hid', count, [('true', COMMENT_HIDDEN)], 'false', 'g')} AS hid, "
-                f"{x.boundary_kind(salt + '.b', count, 'g')} AS bk, {x.pick(salt + '.user', nu, 1.5, 'g')} AS usr")
-
     insert = ('INSERT INTO "CommentV2" ("id", "content", "createdAt", "updatedAt", "nsfw", "tosViolation", '
               '"userId", "threadId", "hidden", "reactionCount")')
     special = x.kinds("c2.special", n_root, [("true", THREAD_SPECIAL_COMMENTS)], "false", "g")
-    # Root comments. "special" ones cycle through the threads of the non-counted kinds (model,
-    # review, entry, chapter, question, club post, ..., deleted entity) so each kind has comments.
+    # Root comments. "special" ones cycle through the threads of the kinds that emit nothing
+    # (model, review, entry, chapter, question, club post, ..., deleted entity) so each has comments.
+    root_ts = x.child_ts("s.ut", [("t.ts", "c2.soon")], "s.g")
     ctx.sql(f"""
-        WITH sp AS (SELECT id, row_number() OVER (ORDER BY rk, kind) - 1 AS rn, count(*) OVER () AS cnt
+        WITH sp AS (SELECT id, row_number() OVER (ORDER BY rk, kind) - 1 AS rn
                     FROM (SELECT id, kind, row_number() OVER (PARTITION BY kind ORDER BY id) AS rk
                           FROM _gen_root_thread WHERE kind NOT IN ('post', 'image', 'article', 'bounty')) k),
-             s AS (SELECT g, {special} AS special, {x.pick('c2.thread', n_rt, 2.2, 'g')} AS pick, {comment_cols('c2.root', n_root)}
-                   FROM generate_series(1, {n_root}) g),
-             s2 AS (SELECT s.*, row_number() OVER (PARTITION BY s.special ORDER BY s.g) - 1 AS srn FROM s)
+             s0 AS (SELECT g, {special} AS special, {x.pick('c2.thread', n_rt, 2.2, 'g')} AS pt,
+                           {_comment_flags(x, 'c2.root', n_root, nu)}
+                    FROM generate_series(1, {n_root}) g),
+             s AS (SELECT s0.*, {x.fold('pt', 'ut', n_rt)} AS picked, {x.fold('pu', 'ut', nu)} AS usr,
+                          row_number() OVER (PARTITION BY special ORDER BY g) - 1 AS srn FROM s0)
         {insert}
         SELECT row_number() OVER (ORDER BY ts, g), 'Comment ' || g, ts, ts, false, tos, usr, tid, hid, g % 4
-        FROM (SELECT s2.g, s2.tos, s2.hid, s2.usr, t.id AS tid,
-                     {x.at_cutoff_case('s2.bk', x.after('t.ts', x.u('c2.ts', 's2.g'), 3))}::timestamp(3) AS ts
-              FROM s2 LEFT JOIN sp ON s2.special AND sp.rn = s2.srn % sp.cnt
-              JOIN _gen_root_thread t ON t.id = coalesce(sp.id, s2.pick)) c""")
+        FROM (SELECT s.g, s.tos, s.hid, s.usr, t.id AS tid, {x.at_cutoff_case('s.bk', root_ts)}::timestamp(3) AS ts
+              FROM s LEFT JOIN sp ON s.special AND sp.rn = s.srn % (SELECT count(*) FROM sp)
+              JOIN _gen_root_thread t ON t.id = coalesce(sp.id, s.picked)) c""")
     # Reply threads under ~12 % of root comments.
     ctx.sql(f"""
         INSERT INTO "Thread" ("id", "parentThreadId", "rootThreadId", "commentId")
         SELECT {n_rt} + row_number() OVER (ORDER BY c."id"), c."threadId", c."threadId", c."id"
         FROM "CommentV2" c WHERE {x.u('t.reply', 'c."id"')} < 0.12""")
     n_t2 = int(ctx.scalar(f'SELECT count(*) FROM "Thread" WHERE "id" > {n_rt}'))
+    reply_ts = x.child_ts("s.ut", [('p."createdAt"', "c2.rsoon")], "s.g")
     ctx.sql(f"""
         {insert}
         SELECT {n_root} + row_number() OVER (ORDER BY ts, g), 'Reply ' || g, ts, ts, false, tos, usr, tid, hid, 0
-        FROM (SELECT s.g, s.tos, s.hid, s.usr, t."id" AS tid,
-                     {x.at_cutoff_case('s.bk', x.after('p."createdAt"', x.u('c2.rts', 's.g'), 4))}::timestamp(3) AS ts
-              FROM (SELECT g, {n_rt} + {x.pick('c2.rthread', n_t2, 1.5, 'g')} AS tid, {comment_cols('c2.reply', n_reply)}
-                    FROM generate_series(1, {n_reply}) g) s
+        FROM (SELECT s.g, s.tos, s.hid, s.usr, t."id" AS tid, {x.at_cutoff_case('s.bk', reply_ts)}::timestamp(3) AS ts
+              FROM (SELECT s0.*, {n_rt} + {x.fold('pt', 'ut', n_t2)} AS tid, {x.fold('pu', 'ut', nu)} AS usr
+                    FROM (SELECT g, {x.pick('c2.rthread', n_t2, 1.5, 'g')} AS pt, {_comment_flags(x, 'c2.reply', n_reply, nu)}
+                          FROM generate_series(1, {n_reply}) g) s0) s
               JOIN "Thread" t ON t."id" = s.tid JOIN "CommentV2" p ON p."id" = t."commentId") r""")
     # Nested reply threads (replies to replies): rootThreadId still points at the entity's thread.
     ctx.sql(f"""
@@ -1114,11 +1189,10 @@ def _threads_and_comments(ctx: _Ctx) -> None:
         {insert}
         SELECT {n_root + n_reply} + row_number() OVER (ORDER BY ts, g), 'Nested ' || g, ts, ts, false, tos, usr,
                tid, hid, 0
-        FROM (SELECT s.g, s.tos, s.hid, s.usr, t."id" AS tid,
-                     {x.after('p."createdAt"', x.u('c2.nts', 's.g'), 4)}::timestamp(3) AS ts
-              FROM (SELECT g, {n_rt + n_t2} + {x.pick('c2.nthread', n_t3, 1.5, 'g')} AS tid,
-                           {comment_cols('c2.nested', n_nested)}
-                    FROM generate_series(1, {n_nested}) g) s
+        FROM (SELECT s.g, s.tos, s.hid, s.usr, t."id" AS tid, {reply_ts}::timestamp(3) AS ts
+              FROM (SELECT s0.*, {n_rt + n_t2} + {x.fold('pt', 'ut', n_t3)} AS tid, {x.fold('pu', 'ut', nu)} AS usr
+                    FROM (SELECT g, {x.pick('c2.nthread', n_t3, 1.5, 'g')} AS pt, {_comment_flags(x, 'c2.nested', n_nested, nu)}
+                          FROM generate_series(1, {n_nested}) g) s0) s
               JOIN "Thread" t ON t."id" = s.tid JOIN "CommentV2" p ON p."id" = t."commentId") r""")
     ctx.sql("""
         UPDATE "Thread" t SET "commentCount" = c.cnt
@@ -1135,7 +1209,7 @@ def _image_resources(ctx: _Ctx) -> None:
     n_two = max(IRN_TWO_VERSIONS_SAME_MODEL.min_rows, round(IRN_TWO_VERSIONS_SAME_MODEL.fraction * n))
     ctx.sql(f"""
         WITH multi AS (SELECT "modelId", min("id") AS v1, max("id") AS v2,
-                              row_number() OVER (ORDER BY "modelId") - 1 AS rn, count(*) OVER () AS cnt
+                              row_number() OVER (ORDER BY "modelId") - 1 AS rn
                        FROM "ModelVersion" GROUP BY "modelId" HAVING count(*) >= 2)
         INSERT INTO "ImageResourceNew" ("imageId", "modelVersionId", "strength", "detected")
         SELECT DISTINCT ON (img, mv) img, mv,
@@ -1150,7 +1224,7 @@ def _image_resources(ctx: _Ctx) -> None:
           UNION ALL
           SELECT 1, k, 1 + floor({ni} * {x.u('irn.two', 'k')})::int, CASE WHEN w = 1 THEN m.v1 ELSE m.v2 END
           FROM generate_series(1, {n_two}) k CROSS JOIN (VALUES (1), (2)) w(w)
-          JOIN multi m ON m.rn = k % m.cnt
+          JOIN multi m ON m.rn = k % (SELECT count(*) FROM multi)
         ) c
         ORDER BY img, mv, src, g""")
     ctx.done("ImageResourceNew")
@@ -1158,18 +1232,18 @@ def _image_resources(ctx: _Ctx) -> None:
 
 def _buzz_tips(ctx: _Ctx) -> None:
     """One row per (entityType, entityId, tipper); the recipient is the entity's owner."""
-    x, n, nu = ctx.pgx, ctx.n["BuzzTip"], ctx.n["User"]
-    N = ctx.n
-    etype = x.kinds("bt.type", n, [("'Model'", .15, 3), ("'Post'", .10, 3), ("'Article'", .08, 3),
-                                   ("'bountyEntry'", .04, 3), ("'ComicProject'", .04, 3),
-                                   ("'ComicChapter'", .03, 3), ("'Model3D'", .04, 3)], "'Image'", "g")
-    eid = (f"CASE s.etype WHEN 'Image' THEN {x.pick('image', N['Image'], 3, 's.g')} "
-           f"WHEN 'Model' THEN {x.pick('model', N['Model'], 3, 's.g')} WHEN 'Post' THEN {x.pick('post', N['Post'], 3, 's.g')} "
-           f"WHEN 'Article' THEN {x.pick('article', N['Article'], 2.5, 's.g')} "
-           f"WHEN 'bountyEntry' THEN {x.pick('bountyEntry', N['BountyEntry'], 2, 's.g')} "
-           f"WHEN 'ComicProject' THEN {x.pick('comic', N['ComicProject'], 2, 's.g')} "
-           f"WHEN 'ComicChapter' THEN {x.pick('chapter', N['ComicChapter'], 2, 's.g')} "
-           f"ELSE 1 + floor(300 * pow({x.u('bt.m3d', 's.g')}, 2))::int END")
+    x, n, nu, N = ctx.pgx, ctx.n["BuzzTip"], ctx.n["User"], ctx.n
+    etype = x.kinds("bt.type", n, [
+        ("'Model'", Edge(.15, 3)), ("'Post'", Edge(.10, 3)), ("'Article'", Edge(.08, 3)),
+        ("'bountyEntry'", Edge(.04, 3)), ("'ComicProject'", Edge(.04, 3)), ("'ComicChapter'", Edge(.03, 3)),
+        ("'Model3D'", Edge(.04, 3))], "'Image'", "g")
+    per_type = (("Image", "image", N["Image"], 3.0), ("Model", "model", N["Model"], 3.0), ("Post", "post", N["Post"], 3.0),
+                ("Article", "article", N["Article"], 2.5), ("bountyEntry", "bountyEntry", N["BountyEntry"], 2.0),
+                ("ComicProject", "comic", N["ComicProject"], 2.0), ("ComicChapter", "chapter", N["ComicChapter"], 2.0),
+                ("Model3D", "model3d", 300, 2.0))
+    pick_entity = "CASE etype " + " ".join(
+        f"WHEN '{t}' THEN {x.pick(salt, cnt, power, 'g')}" for t, salt, cnt, power in per_type) + " END"
+    n_entity = "CASE s0.etype " + " ".join(f"WHEN '{t}' THEN {cnt}" for t, _s, cnt, _p in per_type) + " END"
     to_kind = x.kinds("bt.to", n, [("'central'", TIP_TO_CENTRAL)], "''", "g")
     from_kind = x.kinds("bt.from", n, [("'zero'", TIP_FROM_ZERO)], "''", "g")
     amount = x.kinds("bt.amount", n, [("'zero'", TIP_AMOUNT_ZERO), ("'neg'", TIP_AMOUNT_NEGATIVE)], "''", "g")
@@ -1198,15 +1272,18 @@ def _buzz_tips(ctx: _Ctx) -> None:
           FROM (
             SELECT s.g, s.etype, s.eid, s.tkind,
                    CASE WHEN s.to_kind = 'central' THEN 0
-                        WHEN s.etype = 'Model3D' THEN {x.pick('bt.m3downer', nu, 2, 's.g')}
+                        WHEN s.etype = 'Model3D' THEN {x.fold('s.pu', 's.ut', nu)}
                         ELSE coalesce(o."userId", 0) END AS to_user,
-                   CASE WHEN s.from_kind = 'zero' THEN 0 ELSE {x.pick('bt.user', nu, 1.8, 's.g')} END AS from_user,
+                   CASE WHEN s.from_kind = 'zero' THEN 0 ELSE {x.fold('s.pf', 's.ut', nu)} END AS from_user,
                    CASE s.amount WHEN 'zero' THEN 0 WHEN 'neg' THEN -(10 + (s.g % 490))::int
                         ELSE (10 * floor(pow(1000, pow({x.u('bt.amt', 's.g')}, 2))))::int END AS amount,
-                   {x.after(f'coalesce(o."createdAt", {_lit(HISTORY_START)})', x.u('bt.t', 's.g'), 2)} AS ts0
-            FROM (SELECT g, {etype} AS etype, {to_kind} AS to_kind, {from_kind} AS from_kind, {amount} AS amount,
-                         {tkind} AS tkind FROM generate_series(1, {n}) g) s0
-            CROSS JOIN LATERAL (SELECT s0.*, {eid.replace('s.', 's0.')} AS eid) s
+                   {x.child_ts('s.ut', [('o."createdAt"', 'bt.soon')], 's.g')} AS ts0
+            FROM (SELECT s0.*, {x.fold('pe', 'ut', n_entity)} AS eid
+                  FROM (SELECT s1.*, {pick_entity} AS pe
+                        FROM (SELECT g, {etype} AS etype, {to_kind} AS to_kind, {from_kind} AS from_kind,
+                                     {amount} AS amount, {tkind} AS tkind, {x.u('bt.t', 'g')} AS ut,
+                                     {x.pick('bt.user', nu, 1.8, 'g')} AS pf, {x.pick('bt.m3downer', nu, 2, 'g')} AS pu
+                              FROM generate_series(1, {n}) g) s1) s0) s
             LEFT JOIN owners o ON o.etype = s.etype AND o."id" = s.eid
           ) c
         ) d
@@ -1216,14 +1293,16 @@ def _buzz_tips(ctx: _Ctx) -> None:
 
 def _tag_engagement(ctx: _Ctx) -> None:
     x, n, nt, nu = ctx.pgx, ctx.n["TagEngagement"], ctx.n["Tag"], ctx.n["User"]
-    etype = x.kinds("te.type", n, [("'Hide'", .20, 3), ("'Allow'", .03, 3)], "'Follow'", "g")
+    etype = x.kinds("te.type", n, [("'Hide'", Edge(.20, 3)), ("'Allow'", Edge(.03, 3))], "'Follow'", "g")
+    ts = x.child_ts("s.ut", [('t."createdAt"', "te.t"), ('u."createdAt"', "te.u")], "s.g")
     ctx.sql(f"""
         INSERT INTO "TagEngagement" ("userId", "tagId", "type", "createdAt")
         SELECT DISTINCT ON (s.usr, s.tag) s.usr, s.tag, s.etype::"TagEngagementType",
-               {x.at_cutoff_case('s.bk', x.after('greatest(t."createdAt", u."createdAt")', x.u('te.ts', 's.g'), 1.5))}::timestamp(3)
-        FROM (SELECT g, {x.pick('te.user', nu, 1.5, 'g')} AS usr, {x.pick('tag', nt, 2.5, 'g')} AS tag,
-                     {etype} AS etype, {x.boundary_kind('te.b', n, 'g')} AS bk
-              FROM generate_series(1, {n}) g) s
+               {x.at_cutoff_case('s.bk', ts)}::timestamp(3)
+        FROM (SELECT s0.*, {x.fold('pu', 'ut', nu)} AS usr, {x.fold('pt', 'ut', nt)} AS tag
+              FROM (SELECT g, {x.u('te.ts', 'g')} AS ut, {x.pick('te.user', nu, 1.5, 'g')} AS pu,
+                           {x.pick('tag', nt, 2.5, 'g')} AS pt, {etype} AS etype, {x.boundary_kind('te.b', n, 'g')} AS bk
+                    FROM generate_series(1, {n}) g) s0) s
         JOIN "Tag" t ON t."id" = s.tag JOIN "User" u ON u."id" = s.usr
         ORDER BY s.usr, s.tag, s.g""")
     ctx.done("TagEngagement")
@@ -1231,15 +1310,17 @@ def _tag_engagement(ctx: _Ctx) -> None:
 
 def _bounty_engagement(ctx: _Ctx) -> None:
     x, n, nb, nu = ctx.pgx, ctx.n["BountyEngagement"], ctx.n["Bounty"], ctx.n["User"]
-    etype = x.kinds("beng.type", n, [("'both'", ENGAGEMENT_BOTH), ("'Track'", .35, 3)], "'Favorite'", "g")
+    etype = x.kinds("beng.type", n, [("'both'", ENGAGEMENT_BOTH), ("'Track'", Edge(.35, 3))], "'Favorite'", "g")
+    ts = x.child_ts("s.ut", [('b."createdAt"', "beng.soon")], "s.g")
     ctx.sql(f"""
         INSERT INTO "BountyEngagement" ("userId", "bountyId", "type", "createdAt")
         SELECT DISTINCT ON (t.etype, s.bid, s.usr) s.usr, s.bid, t.etype::"BountyEngagementType",
-               ({x.at_cutoff_case('s.bk', x.after('b."createdAt"', x.u('beng.ts', 's.g'), 3))}
-                + INTERVAL '1 minute' * t.delay)::timestamp(3)
-        FROM (SELECT g, {x.pick('bounty', nb, 2, 'g')} AS bid, {x.pick('beng.user', nu, 1.5, 'g')} AS usr,
-                     {etype} AS etype, {x.boundary_kind('beng.b', n, 'g')} AS bk
-              FROM generate_series(1, {n}) g) s
+               ({x.at_cutoff_case('s.bk', ts)} + INTERVAL '1 minute' * t.delay)::timestamp(3)
+        FROM (SELECT s0.*, {x.fold('pb', 'ut', nb)} AS bid, {x.fold('pu', 'ut', nu)} AS usr
+              FROM (SELECT g, {x.u('beng.ts', 'g')} AS ut, {x.pick('bounty', nb, 2, 'g')} AS pb,
+                           {x.pick('beng.user', nu, 1.5, 'g')} AS pu, {etype} AS etype,
+                           {x.boundary_kind('beng.b', n, 'g')} AS bk
+                    FROM generate_series(1, {n}) g) s0) s
         JOIN "Bounty" b ON b."id" = s.bid
         CROSS JOIN LATERAL (SELECT e AS etype, CASE WHEN s.etype = 'both' AND e = 'Track' THEN 5 ELSE 0 END AS delay
                             FROM unnest(CASE WHEN s.etype = 'both' THEN ARRAY['Favorite', 'Track']
@@ -1249,35 +1330,42 @@ def _bounty_engagement(ctx: _Ctx) -> None:
 
 
 def _bounty_benefactors(ctx: _Ctx) -> None:
-    """The creator of every bounty (when still present) plus other benefactors; awards to entries."""
+    """The creator of every bounty (when still present) plus other benefactors; awards to entries.
+
+    Kinds are assigned after de-duplication over the final rows (counts in SQL); award kinds only
+    among benefactors of bounties that have entries."""
     x, n, nb, nu = ctx.pgx, ctx.n["BountyBenefactor"], ctx.n["Bounty"], ctx.n["User"]
     award = x.kinds("bb.award", "f.m_e", [("'before'", AWARD_BEFORE), ("'after'", AWARD_AFTER),
                                           ("'null'", AWARD_NULL_DATE)], "''", "f.rn_e")
     other = x.kinds("bb.kind", "f.m", [("'zero'", BENEFACTOR_ZERO), ("'drift'", BENEFACTOR_DRIFT),
                                        ("'at'", AT_CUTOFF), ("'before'", BEFORE_CUTOFF)], "''", "f.rn")
+    cutoff = _lit(ctx.cutoff)
     ctx.sql(f"""
         WITH ent AS (SELECT "bountyId", "id", row_number() OVER (PARTITION BY "bountyId" ORDER BY "id") - 1 AS rn,
                             count(*) OVER (PARTITION BY "bountyId") AS cnt FROM "BountyEntry"),
              cand AS (
-               SELECT 0 AS src, b."id" AS g, b."id" AS bid, b."userId" AS uid FROM "Bounty" b WHERE b."userId" IS NOT NULL
+               SELECT 0 AS src, b."id" AS g, b."id" AS bid, b."userId" AS uid, NULL::float8 AS ut
+               FROM "Bounty" b WHERE b."userId" IS NOT NULL
                UNION ALL
-               SELECT 1, g, {x.pick('bounty', nb, 2, 'g')}, {x.pick('bb.user', nu, 1.5, 'g')}
-               FROM generate_series(1, {n}) g),
+               SELECT 1, g, {x.fold('pb', 'ut', nb)}, {x.fold('pu', 'ut', nu)}, ut
+               FROM (SELECT g, {x.u('bb.t', 'g')} AS ut, {x.pick('bounty', nb, 2, 'g')} AS pb,
+                            {x.pick('bb.user', nu, 1.5, 'g')} AS pu FROM generate_series(1, {n}) g) s0),
              d AS (SELECT DISTINCT ON (bid, uid) * FROM cand ORDER BY bid, uid, src, g),
              e AS (SELECT d.*, ec.cnt AS ecnt, row_number() OVER (ORDER BY bid, uid) AS rn, count(*) OVER () AS m
                    FROM d LEFT JOIN (SELECT DISTINCT "bountyId", cnt FROM ent) ec ON ec."bountyId" = d.bid),
              f AS (SELECT e.*, row_number() OVER (PARTITION BY ecnt IS NOT NULL ORDER BY bid, uid) AS rn_e,
                           count(*) OVER (PARTITION BY ecnt IS NOT NULL) AS m_e FROM e),
              k AS (SELECT f.*, CASE WHEN f.ecnt IS NOT NULL THEN {award} ELSE '' END AS akind, {other} AS okind,
-                          b."createdAt" AS bts, b."minBenefactorUnitAmount" AS minamt
+                          CASE WHEN f.src = 0 THEN b."createdAt"
+                               ELSE {x.child_ts('f.ut', [('b."createdAt"', 'bb.soon')], 'f.rn')} END AS ts0,
+                          b."minBenefactorUnitAmount" AS minamt
                    FROM f JOIN "Bounty" b ON b."id" = f.bid),
              t AS (SELECT k.*, (CASE WHEN k.akind <> '' OR k.okind = 'drift'
-                                     THEN {x.before_cutoff(x.after('k.bts', x.u('bb.ts', 'k.rn'), 3), x.u('bb.pre', 'k.rn'))}
-                                     ELSE {x.at_cutoff_case('k.okind', x.after('k.bts', x.u('bb.ts', 'k.rn'), 3))}
-                                END)::timestamp(3) AS ts
+                                     THEN {x.before_cutoff('k.ts0', x.u('bb.pre', 'k.rn'))}
+                                     ELSE {x.at_cutoff_case('k.okind', 'k.ts0')} END)::timestamp(3) AS ts
                    FROM k),
              a AS (SELECT t.*, (CASE t.akind
-                                  WHEN 'before' THEN t.ts + ({_lit(ctx.cutoff)} - t.ts) * {x.u('bb.aw', 't.rn')}
+                                  WHEN 'before' THEN t.ts + ({cutoff} - t.ts) * {x.u('bb.aw', 't.rn')}
                                   WHEN 'after' THEN {x.after_cutoff(x.u('bb.aw', 't.rn'), 45)}
                                   WHEN 'null' THEN {x.after('t.ts', x.u('bb.aw', 't.rn'), 2)}
                                 END)::timestamp(3) AS award_ts
@@ -1288,7 +1376,8 @@ def _bounty_benefactors(ctx: _Ctx) -> None:
                CASE WHEN a.okind = 'zero' THEN 0 WHEN a.src = 0 THEN a.minamt
                     ELSE 100 * (1 + floor(pow({x.u('bb.amt', 'a.rn')}, 3) * 50))::int END,
                a.ts,
-               (CASE WHEN a.akind <> '' THEN a.award_ts WHEN a.okind = 'drift' THEN {x.after_cutoff(x.u('bb.drift', 'a.rn'), 45)}
+               (CASE WHEN a.akind <> '' THEN a.award_ts
+                     WHEN a.okind = 'drift' THEN {x.after_cutoff(x.u('bb.drift', 'a.rn'), 45)}
                      ELSE a.ts END)::timestamp(3),
                CASE WHEN a.akind IN ('before', 'after') THEN a.award_ts END,
                CASE WHEN a.akind <> '' THEN en."id" END,
@@ -1302,10 +1391,12 @@ def _bounty_benefactors(ctx: _Ctx) -> None:
 
 def _comic_engagement(ctx: _Ctx) -> None:
     x, n, ncp, nu = ctx.pgx, ctx.n["ComicProjectEngagement"], ctx.n["ComicProject"], ctx.n["User"]
-    etype = x.kinds("cpe.type", n, [("'None'", .20, 3), ("'Hide'", .12, 3)], "'Notify'", "g")
-    read = x.kinds("cpe.read", n, [("true", .35, 3)], "false", "g")
+    nch = ctx.n["ComicChapter"]
+    etype = x.kinds("cpe.type", n, [("'None'", Edge(.20, 3)), ("'Hide'", Edge(.12, 3))], "'Notify'", "g")
+    read = x.kinds("cpe.read", n, [("true", Edge(.35, 3))], "false", "g")
     tkind = x.kinds("cpe.ts", n, [("'drift'", COMIC_DRIFT), ("'at'", AT_CUTOFF), ("'before'", BEFORE_CUTOFF)],
                     "''", "g")
+    ts = x.child_ts("s.ut", [('p."createdAt"', "cpe.soon")], "s.g")
     ctx.sql(f"""
         WITH ch AS (SELECT "projectId", array_agg("id" ORDER BY "position") AS ids FROM "ComicChapter"
                     GROUP BY "projectId")
@@ -1313,23 +1404,26 @@ def _comic_engagement(ctx: _Ctx) -> None:
         SELECT DISTINCT ON (usr, pid) usr, pid, etype::"ComicEngagementType", ts,
                (CASE WHEN tkind = 'drift' THEN {x.after_cutoff(x.u('cpe.drift', 'g'), 45)}
                      WHEN etype = 'None' THEN {x.after('ts', x.u('cpe.unf', 'g'), 2)} ELSE ts END)::timestamp(3),
-               CASE WHEN rd THEN ids[1:1 + (g % 5)::int] ELSE '{{}}'::int[] END
+               CASE WHEN rd THEN coalesce(ids[1:1 + (g % 5)::int], '{{}}'::int[]) ELSE '{{}}'::int[] END
         FROM (SELECT s.*, ch.ids,
-                     (CASE WHEN s.tkind = 'drift' THEN {x.before_cutoff(x.after('p."createdAt"', x.u('cpe.t', 's.g'), 2), x.u('cpe.pre', 's.g'))}
-                           ELSE {x.at_cutoff_case('s.tkind', x.after('p."createdAt"', x.u('cpe.t', 's.g'), 2))}
-                      END)::timestamp(3) AS ts
-              FROM (SELECT g, {x.pick('cpe.user', nu, 1.3, 'g')} AS usr, {x.pick('comic', ncp, 2, 'g')} AS pid,
-                           {etype} AS etype, {read} AS rd, {tkind} AS tkind FROM generate_series(1, {n}) g) s
-              JOIN "ComicProject" p ON p."id" = s.pid JOIN ch ON ch."projectId" = s.pid) c
+                     (CASE WHEN s.tkind = 'drift' THEN {x.before_cutoff(ts, x.u('cpe.pre', 's.g'))}
+                           ELSE {x.at_cutoff_case('s.tkind', ts)} END)::timestamp(3) AS ts
+              FROM (SELECT s0.*, {x.fold('pu', 'ut', nu)} AS usr, {x.fold('pp', 'ut', ncp)} AS pid
+                    FROM (SELECT g, {x.u('cpe.t', 'g')} AS ut, {x.pick('cpe.user', nu, 1.3, 'g')} AS pu,
+                                 {x.pick('comic', ncp, 2, 'g')} AS pp, {etype} AS etype, {read} AS rd, {tkind} AS tkind
+                          FROM generate_series(1, {n}) g) s0) s
+              JOIN "ComicProject" p ON p."id" = s.pid LEFT JOIN ch ON ch."projectId" = s.pid) c
         ORDER BY usr, pid, g""")
-    n_read = ctx.n["ComicChapterRead"]
+    ts = x.child_ts("s.ut", [('c."createdAt"', "ccr.soon")], "s.g")
     ctx.sql(f"""
         INSERT INTO "ComicChapterRead" ("userId", "chapterId", "unread", "createdAt", "updatedAt")
         SELECT DISTINCT ON (s.usr, s.chid) s.usr, s.chid, {x.u('ccr.unread', 's.g')} < 0.05, ts.ts, ts.ts
-        FROM (SELECT g, {x.pick('ccr.user', nu, 1.3, 'g')} AS usr, {x.pick('chapter', ctx.n['ComicChapter'], 2, 'g')} AS chid
-              FROM generate_series(1, {n_read}) g) s
+        FROM (SELECT s0.*, {x.fold('pu', 'ut', nu)} AS usr, {x.fold('pc', 'ut', nch)} AS chid
+              FROM (SELECT g, {x.u('ccr.t', 'g')} AS ut, {x.pick('ccr.user', nu, 1.3, 'g')} AS pu,
+                           {x.pick('chapter', nch, 2, 'g')} AS pc
+                    FROM generate_series(1, {ctx.n['ComicChapterRead']}) g) s0) s
         JOIN "ComicChapter" c ON c."id" = s.chid
-        CROSS JOIN LATERAL (SELECT ({x.after('c."createdAt"', x.u('ccr.ts', 's.g'), 2)})::timestamp(3) AS ts) ts
+        CROSS JOIN LATERAL (SELECT ({ts})::timestamp(3) AS ts) ts
         ORDER BY s.usr, s.chid, s.g""")
     ctx.done("ComicProjectEngagement, ComicChapterRead")
 
@@ -1428,14 +1522,14 @@ def _ch_downloads(ctx: _Ctx) -> None:
     ctx.ch_cmd(f"CREATE TABLE {lookup} (id Int32, modelId Int32, created_ms Int64) ENGINE = MergeTree ORDER BY id")
     _transfer(ctx, lookup, "id, modelId, created_ms",
               'SELECT "id", "modelId", (extract(epoch FROM "createdAt") * 1000)::bigint FROM "ModelVersion"')
-    etype = x.kinds("mve.type", n, [("'Create'", .02, 3), ("'Publish'", .02, 3), ("'Unpublish'", .01, 3),
-                                    ("'HideDownload'", .03, 3)], "'Download'", "number")
-    ukind = x.kinds("mve.user", n, [("'anon'", .25, 5), ("'minus1'", .01, 3), ("'filtered'", .01, 3)], "''", "number")
-    missing = x.kinds("mve.missing", n, [("1", .005, 5)], "0", "number")
+    etype = x.kinds("mve.type", n, [("'Create'", Edge(.02, 3)), ("'Publish'", Edge(.02, 3)), ("'Unpublish'", Edge(.01, 3)),
+                                    ("'HideDownload'", Edge(.03, 3))], "'Download'", "number")
+    ukind = x.kinds("mve.user", n, [("'anon'", Edge(.25, 5)), ("'minus1'", Edge(.01, 3)), ("'filtered'", Edge(.01, 3))], "''", "number")
+    missing = x.kinds("mve.missing", n, [("1", Edge(.005, 5))], "0", "number")
     bk = x.boundary_kind("mve.b", n, "number")
-    end_ms = _ms(ctx.cutoff + HORIZON)
-    ts = (f"if(l.id = 0, {x.growth_ms(x.u('mve.ts', 'number'))}, "
-          f"l.created_ms + floor(pow({x.u('mve.ts', 'number')}, 2) * greatest(0, {end_ms} - l.created_ms)))")
+    # Time first (growth curve), then a hot version that already existed then; never before it.
+    ts = (f"if(l.id = 0, {x.growth_ms('s.ut')}, greatest({x.growth_ms('s.ut')}, "
+          f"l.created_ms + 1000 + floor({x.u('mve.soon', 'number')} * 86400000)))")
     c = _ms(ctx.cutoff) // 1000
     ip = f"concat('10.', toString(h % 256), '.', toString(intDiv(h, 256) % 256), '.', toString(intDiv(h, 65536) % 256))"
     ctx.ch_cmd(f"""
@@ -1445,18 +1539,20 @@ def _ch_downloads(ctx: _Ctx) -> None:
                multiIf(bk = 'at', toDateTime({c}, 'UTC'), bk = 'before', toDateTime({c - 1}, 'UTC'),
                        toDateTime(intDiv(toInt64({ts}), 1000), 'UTC')),
                multiIf(ukind = 'anon', 0, ukind = 'minus1', -1, ukind = 'filtered', {FILTERED_DOWNLOAD_USERS[1]},
-                       {x.pick('mve.user', nu, 1.5, 'number')}),
+                       {x.fold('s.pu', 's.ut', nu)}),
                if(l.id = 0, toInt32({nm} + 1 + mv % 17), l.modelId), mv,
                {x.u('mve.nsfw', 'number')} < 0.15,
                if(ukind = 'anon' OR {x.u('mve.ip', 'number')} < 0.5, {ip}, ''),
                if({x.u('mve.ua', 'number')} < 0.7, 'Mozilla/5.0', 'python-requests/2.31'),
                {x.u('mve.ea', 'number')} < 0.02,
                if({x.u('mve.dev', 'number')} < 0.3, lower(hex(cityHash64({x.key('dev')}, number % 5000))), '')
-        FROM (SELECT number, {etype} AS etype, {ukind} AS ukind, {bk} AS bk,
-                     if({missing} = 1, toInt32({nmv} + 1 + number % {max(3, nmv // 100)}),
-                        {x.pick('modelVersion', nmv, 3, 'number')}) AS mv,
-                     cityHash64({x.key('mve.ipkey')}, number % {max(50, n // 3)}) AS h
-              FROM numbers({n})) s
+        FROM (SELECT *, if(missing = 1, toInt32({nmv} + 1 + number % {max(3, nmv // 100)}),
+                           {x.fold('pm', 'ut', nmv)}) AS mv
+              FROM (SELECT number, {etype} AS etype, {ukind} AS ukind, {bk} AS bk, {missing} AS missing,
+                           {x.u('mve.ts', 'number')} AS ut, {x.pick('modelVersion', nmv, 3, 'number')} AS pm,
+                           {x.pick('mve.user', nu, 1.5, 'number')} AS pu,
+                           cityHash64({x.key('mve.ipkey')}, number % {max(50, n // 3)}) AS h
+                    FROM numbers({n}))) s
         LEFT JOIN {lookup} l ON l.id = s.mv
         """, settings={"max_threads": 1, "max_insert_threads": 1, "join_use_nulls": 0})
     ctx.done("ch modelVersionEvents (+ daily_downloads_unique)")
@@ -1465,14 +1561,14 @@ def _ch_downloads(ctx: _Ctx) -> None:
 def _ch_jobs(ctx: _Ctx) -> None:
     x, n = ctx.chx, ctx.n["ch:jobs"]
     nmv, ni, nu = ctx.n["ModelVersion"], ctx.n["Image"], ctx.n["User"]
-    start = HISTORY_START + (ctx.cutoff - HISTORY_START) * 0.4  # generation arrived later than the site
-    jtype = x.kinds("job.type", n, [("'TextToImage'", .15, 3), ("'Comfy'", .15, 3), ("'Training'", .05, 3),
-                                    ("'ImageUpscale'", .04, 3), ("'VideoGen'", .04, 3), ("'TextToSpeech'", .01, 2)],
+    start = HISTORY_START + (ctx.cutoff - HISTORY_START) * 0.2  # generation arrived later than the site
+    jtype = x.kinds("job.type", n, [("'TextToImage'", Edge(.15, 3)), ("'Comfy'", Edge(.15, 3)), ("'Training'", Edge(.05, 3)),
+                                    ("'ImageUpscale'", Edge(.04, 3)), ("'VideoGen'", Edge(.04, 3)), ("'TextToSpeech'", Edge(.01, 2))],
                     "'TextToImageV2'", "number")
-    anon = x.kinds("job.anon", n, [("1", .01, 3)], "0", "number")
-    res = x.kinds("job.res", n, [("'empty'", .03, 3), ("'dup'", .02, 3), ("'unknown'", .01, 3)], "''", "number")
-    remix = x.kinds("job.remix", n, [("'empty'", .03, 3), ("'img'", .08, 3), ("'missing'", .01, 3),
-                                     ("'text'", .01, 3)], "'none'", "number")
+    anon = x.kinds("job.anon", n, [("1", Edge(.01, 3))], "0", "number")
+    res = x.kinds("job.res", n, [("'empty'", Edge(.03, 3)), ("'dup'", Edge(.02, 3)), ("'unknown'", Edge(.01, 3))], "''", "number")
+    remix = x.kinds("job.remix", n, [("'empty'", Edge(.03, 3)), ("'img'", Edge(.08, 3)), ("'missing'", Edge(.01, 3)),
+                                     ("'text'", Edge(.01, 3))], "'none'", "number")
     bk = x.boundary_kind("job.b", n, "number")
     v = lambda salt: x.pick(salt, nmv, 3, "number")  # noqa: E731
     elem = x.scatter(x._int(f"floor({nmv} * pow(bitShiftRight(cityHash64({x.key('job.elem')}, number, i), 11) "
@@ -1521,7 +1617,7 @@ def _ch_buzz_resource_compensation(ctx: _Ctx) -> None:
     first = (ctx.cutoff - dt.timedelta(days=540)).date()
     days = 540 + 45
     open_from = days - 2  # the last two days are still open (never final)
-    missing = x.kinds("brc.missing", n, [("1", .01, 3)], "0", "number")
+    missing = x.kinds("brc.missing", n, [("1", Edge(.01, 3))], "0", "number")
     keys = f"""
         SELECT toDateTime(toDate('{first}') + intDiv(number * {days}, {n}), 'UTC') AS date, intDiv(number * {days}, {n}) AS di,
                if({missing} = 1, toInt32({nmv} + 1 + number % 11), {x.pick('modelVersion', nmv, 2, 'number')}) AS mv,
@@ -1543,9 +1639,9 @@ def _ch_resource_compensations(ctx: _Ctx) -> None:
     """Today's earnings path: fractional amounts per (day, version, accountType, source), split
     over three separate INSERTs so that several unmerged rows share a key."""
     x, n, nmv = ctx.chx, ctx.n["ch:resourceCompensations"], ctx.n["ModelVersion"]
-    first = (ctx.cutoff - dt.timedelta(days=180)).date()
-    days = 180 + HORIZON.days
-    missing = x.kinds("rc.missing", n, [("1", .01, 3)], "0", "number")
+    first = (ctx.cutoff - dt.timedelta(days=720)).date()
+    days = 720 + HORIZON.days
+    missing = x.kinds("rc.missing", n, [("1", Edge(.01, 3))], "0", "number")
     for batch in range(3):
         ctx.ch_cmd(f"""
             INSERT INTO {ctx.t('orchestration', 'resourceCompensations')} (date, modelVersionId, accountType, source, amount)
@@ -1592,9 +1688,9 @@ def _ch_reactions_log(ctx: _Ctx) -> None:
         WHERE type = 'Image_Create' AND cityHash64({x.key('log.del')}, entityId, userId, toUInt8(reaction)) % 20 = 0""")
     # Other reactable kinds (comments, reviews, questions, answers), never mirrored in PostgreSQL here.
     n = ctx.n["ch:reactions.other"]
-    kinds = x.kinds("log.kind", n, [("'CommentV2_Create'", .35, 2), ("'Review_Create'", .15, 2),
-                                    ("'Question_Create'", .03, 2), ("'Answer_Create'", .03, 2),
-                                    ("'CommentV2_Delete'", .02, 2), ("'Comment_Delete'", .01, 2)],
+    kinds = x.kinds("log.kind", n, [("'CommentV2_Create'", Edge(.35, 2)), ("'Review_Create'", Edge(.15, 2)),
+                                    ("'Question_Create'", Edge(.03, 2)), ("'Answer_Create'", Edge(.03, 2)),
+                                    ("'CommentV2_Delete'", Edge(.02, 2)), ("'Comment_Delete'", Edge(.01, 2))],
                     "'Comment_Create'", "number")
     ctx.ch_cmd(f"""
         INSERT INTO {log} ({cols})

@@ -20,7 +20,7 @@ from psycopg import sql
 
 from ._catalog import BUZZTIP_ENTITY_TYPES, CATALOG, Source
 from ._clickhouse import ClickHouse
-from ._config import RunConfig, format_ts
+from ._config import RunConfig, format_ts, parse_cutoff
 from ._errors import ConfigError, SourceError
 from ._postgres import Snapshot
 
@@ -289,9 +289,13 @@ def discover_entity_types(snap: Snapshot) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
-def build_plan(cfg: RunConfig, snap: Snapshot, ch: ClickHouse) -> Plan:
-    etypes = discover_entity_types(snap)
-    selection = select_pairs(cfg, etypes)
+def build_plan(cfg: RunConfig, snap: Snapshot, ch: ClickHouse, *, manifest: dict[str, Any] | None = None) -> Plan:
+    """Plan a run. With the `manifest` of an existing run, its recorded choices are kept (the
+    selection, NULL-timestamp stand-ins, earnings day) and no chunks are computed: the run's
+    chunk list lives in the state tables."""
+    fixed = {src["name"]: src for src in (manifest or {}).get("sources", [])}
+    etypes = list(manifest["buzztip_entity_types"]) if manifest else discover_entity_types(snap)
+    selection = {name: list(src["pairs"]) for name, src in fixed.items()} if manifest else select_pairs(cfg, etypes)
     plans: list[SourcePlan] = []
     for s in CATALOG:
         if s.name not in selection:
@@ -305,7 +309,9 @@ def build_plan(cfg: RunConfig, snap: Snapshot, ch: ClickHouse) -> Plan:
             sp.query = q
             if s.null_ts_table:
                 override = cfg.null_ts.get(s.null_ts_table)
-                if override:
+                if s.name in fixed and fixed[s.name].get("null_ts"):
+                    sp.null_ts = parse_cutoff(fixed[s.name]["null_ts"])
+                elif override:
                     sp.null_ts = override
                 else:
                     t = sql.Identifier(s.null_ts_table)
@@ -324,6 +330,8 @@ def build_plan(cfg: RunConfig, snap: Snapshot, ch: ClickHouse) -> Plan:
         plans.append(sp)
 
     chunks: list[Chunk] = []
+    if manifest:
+        return Plan(plans, chunks, snap.id, etypes)
     for sp in plans:
         if sp.source.engine == "pg":
             for part, lo, hi, est in _pg_chunks(snap, sp, cfg.chunk_rows):

@@ -1,21 +1,29 @@
 """Publish: move a staged run into its target(s) exactly once.
 
 Insert-fired rollups on the target count every inserted row forever (T1), so each event may be
-inserted exactly once. The run is published in slices — one target partition (month), split by
+inserted exactly once. A run is published in slices — one target partition (month), split by
 entityType and entityId hash when large — and each slice is:
 
 1. measured: its row count and value sum, and the target's count/sum over the slice's scope
-   (its month, pairs and hash bucket, before the cutoff) — the "before" picture;
+   (month, pairs, hash bucket, before the cutoff) — the "before" picture;
 2. recorded in the ledger as `started`, with that picture;
 3. inserted with one `INSERT … SELECT` squashed into a single block, so it lands as one part per
    partition and reaches each materialized view as one block: all or nothing;
 4. recorded as `done`.
 
-A slice with a `done` entry is never inserted again. A slice left `started` by a crash is
-settled by looking, not by retrying blindly: if the target's scope still shows the "before"
-picture the insert never landed and is redone; if it shows before + slice it landed and is
-marked done; anything else stops with PublishConflict. The `insert_deduplication_token` is a
-second guard only (T2: it does not protect views on non-replicated tables).
+A slice with a `done` entry is never inserted again. A slice left `started` by a crash is settled
+by looking, not by retrying blindly: if the target's scope still shows the "before" picture the
+insert never landed and is redone; if it shows before + slice it landed and is marked done;
+anything else stops with PublishConflict. The `insert_deduplication_token` is a second guard only
+(T2: it does not protect views on non-replicated tables).
+
+`--on-overlap replace` adds two kinds of slices around the run's own:
+- `withdraw`: the negation of an earlier run's published rows for the overlapping pairs, read from
+  that run's staging. Published before the new rows, so the rollups see −old then +new; nothing is
+  ever deleted behind their back.
+- `settle` (ReplacingMergeTree targets only): a 0-valued row for every key the earlier run had and
+  the new run has not. Rows with equal keys replace each other there (the newest insert wins), so
+  without it the withdrawal row itself would become the key's final value.
 """
 
 from __future__ import annotations
@@ -33,13 +41,17 @@ from ._errors import PublishConflict
 from ._state import StateStore, now
 from ._target import Target
 
-__all__ = ["Publisher", "Slice"]
+__all__ = ["LEDGER", "Publisher", "Slice"]
 
 LEDGER = "metric_backfill_ledger"
 
 
 @dataclass(frozen=True)
 class Slice:
+    kind: str
+    """publish | withdraw | settle"""
+    source_run: str
+    """The run whose staged rows the slice is made of."""
     target: Target
     month: int
     pairs: tuple[tuple[str, str], ...]
@@ -52,16 +64,18 @@ class Slice:
         ets = sorted({e for e, _ in self.pairs})
         label = ets[0] if len(ets) == 1 else f"{len(ets)}types"
         digest = hashlib.sha1(repr(self.pairs).encode()).hexdigest()[:8]
-        return f"{self.month}:{label}:{self.bucket}/{self.buckets}:{digest}"
+        prefix = "" if self.kind == "publish" else f"{self.kind}:{self.source_run}:"
+        return f"{prefix}{self.month}:{label}:{self.bucket}/{self.buckets}:{digest}"
 
 
-def _pairs_sql(pairs: tuple[tuple[str, str], ...]) -> str:
+def _pairs_sql(pairs: tuple[tuple[str, str], ...] | list[tuple[str, str]]) -> str:
     return ", ".join(f"({literal(e)}, {literal(m)})" for e, m in pairs)
 
 
 class Publisher:
     def __init__(self, ch: ClickHouse, state: StateStore, run_id: str, *, main: Target,
-                 earnings: Target | None, cutoff: datetime, version: int, slice_rows: int) -> None:
+                 earnings: Target | None, cutoff: datetime, version: int, slice_rows: int,
+                 withdrawals: dict[str, list[str]] | None = None) -> None:
         self.ch = ch
         self.state = state
         self.run_id = run_id
@@ -70,14 +84,18 @@ class Publisher:
         self.cutoff = cutoff
         self.version = version
         self.slice_rows = max(1, slice_rows)
+        self.withdrawals = withdrawals or {}
+        """earlier run id → pairs of it to withdraw (from the fence, --on-overlap replace)"""
 
     # -- ledger ------------------------------------------------------------------------------
-    def ledger(self, target: Target) -> str:
+    @staticmethod
+    def ledger(target: Target) -> str:
         return f"{quote_ident(target.database)}.{quote_ident(LEDGER)}"
 
     def ensure_ledger(self, target: Target) -> None:
         self.ch.command(f"""CREATE TABLE IF NOT EXISTS {self.ledger(target)} (
-            run_id String, target String, slice String, step LowCardinality(String),
+            run_id String, target String, slice String, kind LowCardinality(String), source_run String,
+            pairs Array(Tuple(String, String)), step LowCardinality(String),
             rows UInt64, value_sum Int64, before_rows UInt64, before_sum Int64,
             token String, at DateTime64(6, 'UTC'), note String
         ) ENGINE = MergeTree ORDER BY (run_id, target, slice, at)""", what="creating the publish ledger")
@@ -95,21 +113,29 @@ class Publisher:
                 e["done"] = (int(n), int(vs))
         return out
 
-    def _record(self, target: Target, sl: Slice, step: str, rows: int, value_sum: int,
-                before: tuple[int, int], token: str, note: str = "") -> None:
-        self.ch.insert(self.ledger(target), [[self.run_id, target.label, sl.key, step, rows, value_sum,
-                                              before[0], before[1], token, now(), note]],
-                       ["run_id", "target", "slice", "step", "rows", "value_sum", "before_rows", "before_sum",
-                        "token", "at", "note"], what="writing the publish ledger")
+    def _record(self, sl: Slice, step: str, rows: int, value_sum: int, before: tuple[int, int], token: str,
+                note: str = "") -> None:
+        self.ch.insert(self.ledger(sl.target),
+                       [[self.run_id, sl.target.label, sl.key, sl.kind, sl.source_run, list(sl.pairs), step, rows,
+                         value_sum, before[0], before[1], token, now(), note]],
+                       ["run_id", "target", "slice", "kind", "source_run", "pairs", "step", "rows", "value_sum",
+                        "before_rows", "before_sum", "token", "at", "note"], what="writing the publish ledger")
 
     # -- slices ------------------------------------------------------------------------------
-    def _staged_where(self) -> str:
-        return (f"run_id = {literal(self.run_id)} AND drop_reason = '' "
-                f"AND (chunk_id, attempt) IN {self.state.done_attempts_sql(literal(self.run_id))}")
+    def _staged_where(self, run_id: str) -> str:
+        return (f"run_id = {literal(run_id)} AND drop_reason = '' "
+                f"AND (chunk_id, attempt) IN {self.state.done_attempts_sql(literal(run_id))}")
 
-    def plan_slices(self) -> list[Slice]:
+    def plan_slices(self, kind: str = "publish", source_run: str | None = None,
+                    only_pairs: list[str] | None = None) -> list[Slice]:
+        source_run = source_run or self.run_id
+        pair_filter = ""
+        if only_pairs is not None:
+            if not only_pairs:
+                return []
+            pair_filter = f" AND (entityType, metricType) IN ({_pairs_sql([tuple(p.split('.', 1)) for p in only_pairs])})"  # type: ignore[misc]
         rows = self.ch.query(f"SELECT toYYYYMM(createdAt) AS m, entityType, metricType, count() "
-                             f"FROM {self.state.t('staging')} WHERE {self._staged_where()} "
+                             f"FROM {self.state.t('staging')} WHERE {self._staged_where(source_run)}{pair_filter} "
                              "GROUP BY m, entityType, metricType ORDER BY m, entityType, metricType",
                              what="sizing the publish")
         groups: dict[tuple[str, int], dict[str, list[tuple[str, int]]]] = {}
@@ -129,36 +155,48 @@ class Publisher:
                 pairs = tuple((et, mt) for mt, _ in by_type[et])
                 if n > self.slice_rows:
                     k = -(-n // self.slice_rows)
-                    for b in range(k):
-                        slices.append(Slice(target, month, pairs, k, b, n // k))
+                    slices.extend(Slice(kind, source_run, target, month, pairs, k, b, n // k) for b in range(k))
                     continue
                 if pending and pending_rows + n > self.slice_rows:
-                    slices.append(Slice(target, month, tuple(pending), 1, 0, pending_rows))
+                    slices.append(Slice(kind, source_run, target, month, tuple(pending), 1, 0, pending_rows))
                     pending, pending_rows = [], 0
                 pending.extend(pairs)
                 pending_rows += n
             if pending:
-                slices.append(Slice(target, month, tuple(pending), 1, 0, pending_rows))
+                slices.append(Slice(kind, source_run, target, month, tuple(pending), 1, 0, pending_rows))
         return slices
 
-    def _scope(self, sl: Slice, ts_col: str = "createdAt") -> str:
-        cond = (f"toYYYYMM({ts_col}) = {sl.month} AND (entityType, metricType) IN ({_pairs_sql(sl.pairs)})")
+    @staticmethod
+    def _scope(sl: Slice) -> str:
+        cond = f"toYYYYMM(createdAt) = {sl.month} AND (entityType, metricType) IN ({_pairs_sql(sl.pairs)})"
         if sl.buckets > 1:
             cond += f" AND cityHash64(entityId) % {sl.buckets} = {sl.bucket}"
         return cond
 
+    def _keys_sql(self, run_id: str, sl: Slice) -> str:
+        """Pre-aggregated rows of `run_id` in the slice's scope, as the replacing target stores them."""
+        return (f"SELECT entityType, entityId, userId, metricType, toInt32(sum(metricValue)) AS v, "
+                f"toDateTime(createdAt, 'UTC') AS ts\nFROM {self.state.t('staging')}\n"
+                f"WHERE {self._staged_where(run_id)} AND {self._scope(sl)}\n"
+                "GROUP BY entityType, entityId, metricType, userId, ts HAVING sum(metricValue) != 0")
+
     def select_sql(self, sl: Slice) -> str:
         t = sl.target
-        where = f"{self._staged_where()} AND {self._scope(sl)}"
         version = f", toUInt8({int(self.version)}) AS ver" if t.has_version else ""
+        sign = "-" if sl.kind == "withdraw" else ""
+        if sl.kind == "settle":
+            # Keys of the earlier run that the new run does not write: a 0 row replaces them.
+            return (f"SELECT entityType, entityId, userId, metricType, toInt32(0) AS v, ts{version}\n"
+                    f"FROM ({self._keys_sql(sl.source_run, sl)})\n"
+                    f"WHERE (entityType, entityId, userId, metricType, ts) NOT IN (\n"
+                    f"    SELECT entityType, entityId, userId, metricType, ts FROM ({self._keys_sql(self.run_id, sl)}))")
         if t.replacing:
             # Collapse rows that share the replacing key, summing values; drop zero sums (T4).
-            return (f"SELECT entityType, entityId, userId, metricType, toInt32(sum(metricValue)) AS v, "
-                    f"toDateTime(createdAt, 'UTC') AS ts{version}\nFROM {self.state.t('staging')}\nWHERE {where}\n"
-                    "GROUP BY entityType, entityId, metricType, userId, ts HAVING sum(metricValue) != 0")
+            return (f"SELECT entityType, entityId, userId, metricType, {sign}v AS v, ts{version}\n"
+                    f"FROM ({self._keys_sql(sl.source_run, sl)})")
         ts = "toDateTime64(createdAt, 3, 'UTC')" if t.millis else "toDateTime(createdAt, 'UTC')"
-        return (f"SELECT entityType, entityId, userId, metricType, toInt32(metricValue) AS v, {ts} AS ts{version}\n"
-                f"FROM {self.state.t('staging')}\nWHERE {where}")
+        return (f"SELECT entityType, entityId, userId, metricType, {sign}toInt32(metricValue) AS v, {ts} AS ts{version}\n"
+                f"FROM {self.state.t('staging')}\nWHERE {self._staged_where(sl.source_run)} AND {self._scope(sl)}")
 
     def _target_scope(self, sl: Slice) -> tuple[int, int]:
         cutoff = f"toDateTime64({literal(format_ts(self.cutoff))}, 3, 'UTC')"
@@ -167,56 +205,73 @@ class Publisher:
         return int(r[0]), int(r[1] or 0)
 
     # -- publish -----------------------------------------------------------------------------
+    def jobs(self) -> list[Slice]:
+        """Every slice of this publish, in the order they must land."""
+        out: list[Slice] = []
+        for old, pairs in sorted(self.withdrawals.items()):
+            out += self.plan_slices("withdraw", old, pairs)
+        out += self.plan_slices()
+        for old, pairs in sorted(self.withdrawals.items()):
+            out += [sl for sl in self.plan_slices("settle", old, pairs) if sl.target.replacing]
+        return out
+
     def publish(self, on_slice: Callable[[Slice, int, str], None] | None = None) -> tuple[int, int]:
         """Publish every slice not yet done; returns (rows inserted now, slices skipped as done)."""
-        for t in {self.main.label: self.main, self.earnings.label: self.earnings}.values():
+        targets = {self.main.label: self.main, self.earnings.label: self.earnings}
+        for t in targets.values():
             self.ensure_ledger(t)
-        entries = {t.label: self._ledger_entries(t) for t in (self.main, self.earnings)}
+        entries = {label: self._ledger_entries(t) for label, t in targets.items()}
         inserted = skipped = 0
-        for sl in self.plan_slices():
-            e = entries[sl.target.label].get(sl.key, {})
-            token = f"metric-backfill:{self.run_id}:{sl.target.label}:{sl.key}"
-            if "done" in e:
+        for sl in self.jobs():
+            n = self._publish_slice(sl, entries[sl.target.label].get(sl.key, {}), on_slice)
+            if n is None:
                 skipped += 1
-                if on_slice:
-                    on_slice(sl, 0, "already published")
-                continue
-            cols = "entityType, entityId, userId, metricType, metricValue, createdAt" + \
-                   (", version" if sl.target.has_version else "")
-            select = self.select_sql(sl)
-            n, vs = (int(x or 0) for x in self.ch.query(f"SELECT count(), toInt64(sum(v)) FROM ({select})",
-                                                         what="measuring a publish slice")[0])
-            before = self._target_scope(sl)
-            if "started" in e:
-                r0, v0, b0, s0 = e["started"]
-                if before == (b0 + r0, s0 + v0):
-                    self._record(sl.target, sl, "done", r0, v0, (b0, s0), token, "settled after restart: insert had landed")
-                    if on_slice:
-                        on_slice(sl, 0, "settled: had landed before the interruption")
-                    continue
-                if before != (b0, s0):
-                    raise PublishConflict(
-                        f"publish slice {sl.key} of run {self.run_id} into {sl.target.label} was interrupted and the "
-                        f"target now holds {before[0]} rows in its scope, neither the {b0} before nor the "
-                        f"{b0 + r0} after: inspect {self.ledger(sl.target)} and the target before going on")
-                before = (b0, s0)
-            if n == 0:
-                self._record(sl.target, sl, "done", 0, 0, before, token, "empty")
-                continue
-            self._record(sl.target, sl, "started", n, vs, before, token)
-            settings = {
-                "async_insert": 0,
-                "insert_deduplicate": 1,
-                "insert_deduplication_token": token,
-                "deduplicate_blocks_in_dependent_materialized_views": 1,
-                "min_insert_block_size_rows": n + 1,
-                "min_insert_block_size_bytes": 1 << 40,
-                "max_insert_threads": 1,
-            }
-            self.ch.command(f"INSERT INTO {sl.target.name} ({cols})\n{select}", settings=settings,
-                            what=f"publishing slice {sl.key} into {sl.target.label}")
-            self._record(sl.target, sl, "done", n, vs, before, token)
-            inserted += n
-            if on_slice:
-                on_slice(sl, n, "published")
+            else:
+                inserted += n
         return inserted, skipped
+
+    def _publish_slice(self, sl: Slice, entry: dict[str, Any],
+                       on_slice: Callable[[Slice, int, str], None] | None) -> int | None:
+        token = f"metric-backfill:{self.run_id}:{sl.target.label}:{sl.key}"
+        if "done" in entry:
+            if on_slice:
+                on_slice(sl, 0, "already published")
+            return None
+        cols = "entityType, entityId, userId, metricType, metricValue, createdAt" + \
+               (", version" if sl.target.has_version else "")
+        select = self.select_sql(sl)
+        n, vs = (int(x or 0) for x in self.ch.query(f"SELECT count(), toInt64(sum(v)) FROM ({select})",
+                                                     what="measuring a publish slice")[0])
+        before = self._target_scope(sl)
+        if "started" in entry:
+            r0, v0, b0, s0 = entry["started"]
+            if before == (b0 + r0, s0 + v0):
+                self._record(sl, "done", r0, v0, (b0, s0), token, "settled after restart: the insert had landed")
+                if on_slice:
+                    on_slice(sl, 0, "settled: it had landed before the interruption")
+                return 0
+            if before != (b0, s0):
+                raise PublishConflict(
+                    f"publish slice {sl.key} of run {self.run_id} into {sl.target.label} was interrupted and the "
+                    f"target now holds {before[0]} rows in its scope, neither the {b0} before nor the "
+                    f"{b0 + r0} after: inspect {self.ledger(sl.target)} and the target before going on")
+        if n == 0:
+            self._record(sl, "done", 0, 0, before, token, "empty")
+            return 0
+        self._record(sl, "started", n, vs, before, token)
+        settings = {
+            "async_insert": 0,
+            "insert_deduplicate": 1,
+            "insert_deduplication_token": token,
+            "deduplicate_blocks_in_dependent_materialized_views": 1,
+            # One block: one part per partition, one pass through each materialized view.
+            "min_insert_block_size_rows": n + 1,
+            "min_insert_block_size_bytes": 1 << 40,
+            "max_insert_threads": 1,
+        }
+        self.ch.command(f"INSERT INTO {sl.target.name} ({cols})\n{select}", settings=settings,
+                        what=f"publishing slice {sl.key} into {sl.target.label}")
+        self._record(sl, "done", n, vs, before, token)
+        if on_slice:
+            on_slice(sl, n, sl.kind + "ed" if sl.kind != "settle" else "settled")
+        return n

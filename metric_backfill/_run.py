@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
+from collections.abc import Callable
 from collections import defaultdict
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -14,7 +16,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from ._clickhouse import ClickHouse
 from ._compile import literal
-from ._config import RunConfig, format_ts, validate_names
+from ._config import RunConfig, format_ts, parse_cutoff, validate_names
 from ._errors import Cancelled, ConfigError, OverlapError, TerminalError, TransientError
 from ._fence import check_overlap
 from ._plan import Chunk, Plan, SourcePlan, build_plan
@@ -55,7 +57,7 @@ class RunResult:
     """pair → {events, value_sum, drop reasons...}"""
     published_rows: int = 0
     resumed: bool = False
-    overlap: dict[str, int] = field(default_factory=dict)
+    overlap: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "status": self.status, "pairs": self.pairs,
@@ -182,19 +184,55 @@ def dry_run(cfg: RunConfig, reporter: Reporter | None = None) -> dict[str, dict[
         s.close()
 
 
-def run(cfg: RunConfig, *, run_id: str | None = None, stage_only: bool = False,
-        reporter: Reporter | None = None) -> RunResult:
+@dataclass(frozen=True)
+class Worker:
+    """This process's share of a run shared by `count` processes: chunks with id % count == index.
+
+    Static partitioning needs no locks on the shared state: no two workers ever write the same
+    chunk. Worker 0 plans the run and publishes it once every chunk is staged; the others join a
+    run by id (waiting for worker 0 to plan it) and stop after their share."""
+
+    index: int = 0
+    count: int = 1
+
+    def owns(self, chunk: Chunk) -> bool:
+        return chunk.chunk_id % self.count == self.index
+
+    @property
+    def leader(self) -> bool:
+        return self.index == 0
+
+
+def _wait_for(what: str, check: Callable[[], bool], reporter: Reporter, timeout: float | None,
+              poll: float = 1.0) -> None:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    last_note = 0.0
+    while not check():
+        if deadline is not None and time.monotonic() > deadline:
+            raise TerminalError(f"gave up waiting for {what} after {timeout:.0f}s")
+        if time.monotonic() - last_note > 30:
+            reporter.message(f"waiting for {what}…")
+            last_note = time.monotonic()
+        time.sleep(poll)
+
+
+def run(cfg: RunConfig, *, run_id: str | None = None, stage_only: bool = False, worker: Worker = Worker(),
+        reporter: Reporter | None = None, wait_timeout: float | None = None) -> RunResult:
     """Plan, stage and (unless stage_only) publish; resumes an unfinished run of the same config."""
     reporter = reporter or SilentReporter()
     s = _Session(cfg)
     try:
-        s.state.ensure()
         fingerprint = cfg.fingerprint()
+        if not worker.leader:
+            if not run_id:
+                raise ConfigError("--worker K/N with K > 0 joins a run: pass the --run-id that worker 0 uses")
+            _wait_for(f"worker 0 to plan run {run_id}",
+                      lambda: (s.state.run(run_id) or {}).get("status") not in (None, "planned"), reporter, wait_timeout)
         resumed_id = run_id or s.state.latest_run(fingerprint)
         existing = s.state.run(resumed_id) if resumed_id else None
-        if run_id and existing and existing["fingerprint"] != fingerprint:
-            raise ConfigError(f"run {run_id} was started with a different configuration; "
-                              "use the same options or start a new run")
+        if existing and existing["fingerprint"] != fingerprint:
+            raise ConfigError(f"run {resumed_id} was started with different options; "
+                              "use the same options or another --run-id")
         rid = resumed_id if existing else (run_id or new_run_id())
         result = RunResult(rid, "staging", resumed=existing is not None)
         if existing and existing["status"] == "published":
@@ -202,7 +240,7 @@ def run(cfg: RunConfig, *, run_id: str | None = None, stage_only: bool = False,
             # a no-op that still re-checks the ledger (and settles an interrupted slice).
             reporter.message(f"run {rid} with these options is already published; nothing to do")
             result.pairs = _pair_totals(s.state.stats(rid))
-            result.published_rows = 0 if stage_only else _publish(s, rid, reporter)
+            result.published_rows = 0 if stage_only or not worker.leader else _publish(s, rid, reporter)
             result.status = "published"
             reporter.finished()
             return result
@@ -210,39 +248,18 @@ def run(cfg: RunConfig, *, run_id: str | None = None, stage_only: bool = False,
         if existing and existing["status"] in ("staged", "publishing"):
             reporter.message(f"run {rid}: staging already complete")
         else:
-            with s.pg.snapshot() as snap:
-                plan = build_plan(cfg, snap, s.ch)
-                main, earn = _targets(s, plan, create=True)
-                assert main is not None
-                result.overlap = check_overlap(s.ch, s.state, cfg, plan, main, earn, rid)
-                created = existing["created_at"] if existing else now()
-                prior: dict[int, int] = {}
-                done: set[int] = set()
-                if existing:
-                    # The chunk list is part of the run: keep the stored one (chunk ids must stay
-                    # stable), read under a fresh snapshot (the old one died with its process).
-                    states = s.state.chunks(rid)
-                    chunks = [Chunk(c.chunk_id, c.source, c.part, c.lo, c.hi, c.est_rows) for c in states]
-                    prior = {c.chunk_id: c.attempt for c in states}
-                    done = {c.chunk_id for c in states if c.status == "done"}
-                    plan.chunks = chunks
-                else:
-                    s.state.write_run(rid, fingerprint, "planned", created, cfg.public_dict(), plan.manifest())
-                    s.state.write_chunks(rid, [ChunkState(c.chunk_id, c.source, c.part, c.lo, c.hi, c.est_rows, 0,
-                                                          "planned", 0, "", "", now()) for c in plan.chunks])
-                todo = [c for c in plan.chunks if c.chunk_id not in done]
-                manifest = {**plan.manifest(), "targets": {"main": main.label, "earnings": (earn or main).label},
-                            "snapshot_ids": [snap.id]}
-                s.state.write_run(rid, fingerprint, "staging", created, cfg.public_dict(), manifest)
-                reporter.planned(plan, todo)
-                stager = ChunkStager(rid, s.state, s.ch, snap, cfg.ch_tables)
-                try:
-                    _stage_chunks(stager, s.state, plan, todo, prior, cfg.concurrency, reporter, snap)
-                finally:
-                    snap.close()
-                s.state.write_run(rid, fingerprint, "staged", created, cfg.public_dict(), manifest)
-        stats = s.state.stats(rid)
-        result.pairs = _pair_totals(stats)
+            _stage_run(s, cfg, rid, fingerprint, existing, worker, result, reporter)
+        if not worker.leader:
+            result.status = "staged (this worker's share)"
+            reporter.finished()
+            return result
+        _wait_for(f"the other workers of run {rid}", lambda: all(c.status == "done" for c in s.state.chunks(rid)),
+                  reporter, wait_timeout, poll=2.0)
+        info = s.state.run(rid)
+        assert info is not None
+        if info["status"] == "staging":
+            s.state.write_run(rid, fingerprint, "staged", info["created_at"], info["config"], info["manifest"])
+        result.pairs = _pair_totals(s.state.stats(rid))
         result.status = "staged"
         if not stage_only:
             result.published_rows = _publish(s, rid, reporter)
@@ -251,6 +268,45 @@ def run(cfg: RunConfig, *, run_id: str | None = None, stage_only: bool = False,
         return result
     finally:
         s.close()
+
+
+def _stage_run(s: _Session, cfg: RunConfig, rid: str, fingerprint: str, existing: dict[str, Any] | None,
+               worker: Worker, result: RunResult, reporter: Reporter) -> None:
+    with s.pg.snapshot() as snap:
+        try:
+            # A resumed or joined run keeps its manifest: same chunk ids, same NULL-timestamp
+            # stand-ins; only the snapshot is new (the old one died with its process, T30).
+            plan = build_plan(cfg, snap, s.ch, manifest=existing["manifest"] if existing else None)
+            main, earn = _targets(s, plan, create=True)
+            assert main is not None
+            created = existing["created_at"] if existing else now()
+            prior: dict[int, int] = {}
+            done: set[int] = set()
+            if existing:
+                states = s.state.chunks(rid)
+                plan.chunks = [Chunk(c.chunk_id, c.source, c.part, c.lo, c.hi, c.est_rows) for c in states]
+                prior = {c.chunk_id: c.attempt for c in states}
+                done = {c.chunk_id for c in states if c.status == "done"}
+                manifest = existing["manifest"]
+                if worker.leader:
+                    manifest["snapshot_ids"] = [*manifest.get("snapshot_ids", []), snap.id]
+            else:
+                result.overlap = check_overlap(s.ch, s.state, cfg, plan, main, earn)
+                s.state.ensure()  # first write of a new run: everything above only read
+                manifest = {**plan.manifest(), "targets": {"main": main.label, "earnings": (earn or main).label},
+                            "snapshot_ids": [snap.id], "overlap": result.overlap, "on_overlap": cfg.on_overlap}
+                s.state.write_run(rid, fingerprint, "planned", created, cfg.public_dict(), manifest)
+                s.state.write_chunks(rid, [ChunkState(c.chunk_id, c.source, c.part, c.lo, c.hi, c.est_rows, 0,
+                                                      "planned", 0, "", "", now()) for c in plan.chunks])
+            result.overlap = manifest.get("overlap", {})
+            if worker.leader:
+                s.state.write_run(rid, fingerprint, "staging", created, cfg.public_dict(), manifest)
+            todo = [c for c in plan.chunks if c.chunk_id not in done and worker.owns(c)]
+            reporter.planned(plan, todo)
+            stager = ChunkStager(rid, s.state, s.ch, snap, cfg.ch_tables)
+            _stage_chunks(stager, s.state, plan, todo, prior, cfg.concurrency, reporter, snap)
+        finally:
+            snap.close()
 
 
 def _publish(s: _Session, rid: str, reporter: Reporter) -> int:
@@ -267,9 +323,15 @@ def _publish(s: _Session, rid: str, reporter: Reporter) -> int:
         earn = ensure_target(s.ch, earn_name[0], earn_name[1], "events", create=True)
     assert main is not None
     s.state.write_run(rid, info["fingerprint"], "publishing", info["created_at"], info["config"], info["manifest"])
-    cutoff = max([cfg.cutoff, *cfg.source_cutoffs.values()])
-    pub = Publisher(s.ch, s.state, rid, main=main, earnings=earn, cutoff=cutoff, version=cfg.backfill_version,
-                    slice_rows=cfg.publish_slice_rows)
+    withdrawals: dict[str, list[str]] = info["manifest"].get("overlap", {}).get("withdraw", {})
+    cutoffs = [cfg.cutoff, *cfg.source_cutoffs.values()]
+    for old in withdrawals:  # the scope a slice is measured in must hold the withdrawn rows too
+        old_info = s.state.run(old)
+        if old_info:
+            old_cfg = old_info["config"]
+            cutoffs += [parse_cutoff(old_cfg["cutoff"]), *map(parse_cutoff, (old_cfg.get("source_cutoffs") or {}).values())]
+    pub = Publisher(s.ch, s.state, rid, main=main, earnings=earn, cutoff=max(cutoffs), version=cfg.backfill_version,
+                    slice_rows=cfg.publish_slice_rows, withdrawals=withdrawals)
     rows, _skipped = pub.publish(reporter.slice_done)
     s.state.write_run(rid, info["fingerprint"], "published", info["created_at"], info["config"], info["manifest"],
                       {"published_rows": rows})
@@ -283,7 +345,6 @@ def publish_run(clickhouse_url: str, run_id: str, *, state_database: str = "metr
     s = _Session(RunConfig(pg_url="", clickhouse_url=clickhouse_url, cutoff=datetime(2000, 1, 1),
                            state_database=state_database), needs_pg=False)
     try:
-        s.state.ensure()
         n = _publish(s, run_id, reporter)
         reporter.finished()
         return n

@@ -68,7 +68,13 @@ class StateStore:
     def t(self, name: str) -> str:
         return qualified(self.db, name)
 
+    def exists(self) -> bool:
+        return self.ch.engine(self.db, "runs") is not None
+
     def ensure(self) -> None:
+        if getattr(self, "_ensured", False):
+            return
+        self._ensured = True
         db = quote_ident(self.db)
         stmts = [
             f"CREATE DATABASE IF NOT EXISTS {db}",
@@ -120,6 +126,8 @@ class StateStore:
                        what="recording the run")
 
     def run(self, run_id: str) -> dict[str, Any] | None:
+        if not self.exists():
+            return None
         rows = self.ch.query(f"SELECT run_id, fingerprint, status, created_at, config, manifest, summary "
                              f"FROM {self.t('runs')} FINAL WHERE run_id = {{r:String}}", parameters={"r": run_id})
         if not rows:
@@ -135,6 +143,8 @@ class StateStore:
 
     def latest_run(self, fingerprint: str) -> str | None:
         """The newest run with this fingerprint (the same command run before), if any."""
+        if not self.exists():
+            return None
         rows = self.ch.query(f"SELECT run_id FROM {self.t('runs')} FINAL WHERE fingerprint = {{f:String}} "
                              "AND status != 'abandoned' ORDER BY created_at DESC LIMIT 1",
                              parameters={"f": fingerprint})
