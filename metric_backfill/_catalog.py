@@ -65,10 +65,18 @@ class Rule:
     value: str = "1"
     when: str | None = None
     requires: str | None = None
+    """A parent lookup that must have succeeded; otherwise the line is a counted drop."""
     requires_reason: str = "parent_missing"
+    guards: tuple[tuple[str, str], ...] = ()
+    """More (condition, drop reason) checks, tested before `requires` (e.g. a remix id that is not
+    a number, a tip amount that is not positive)."""
     ts: str = "ts"
     user_rule: bool = True
     """The live drop rule on userId (NULL or 0 → no event). Off only for earnings (README §3)."""
+
+    def checks(self) -> tuple[tuple[str, str], ...]:
+        """Every (condition, drop reason) the line must pass, in order."""
+        return self.guards + (((self.requires, self.requires_reason),) if self.requires else ())
 
     def entity_types(self, dynamic: Iterable[str] = ()) -> tuple[str, ...]:
         if isinstance(self.entity_type, str):
@@ -356,6 +364,8 @@ WHERE ir."imageId" >= %(lo)s AND ir."imageId" < %(hi)s
     notes="userId is the image owner; two versions of one model on an image add 2 to Model.imageCount.",
 )
 
+_POSITIVE_TIP = (("amount > 0", "amount_not_positive"),)
+
 BUZZ_TIP = Source(
     name="BuzzTip", engine="pg",
     query='''SELECT bt."entityType", bt."entityId", bt."toUserId", bt."fromUserId", bt."amount",
@@ -368,12 +378,12 @@ WHERE bt."entityType" = %(etype)s
              "ts DateTime64(3), drifted UInt8"),
     chunk=ChunkBy("BuzzTip", "entityId", partition="entityType"),
     rules=tuple(
-        Rule(entity, eid, "fromUserId", metric, value=value, when="amount > 0")
+        Rule(entity, eid, "fromUserId", metric, value=value, guards=_POSITIVE_TIP)
         for entity, eid in ((Values("entityType", BUZZTIP_ENTITY_TYPES, dynamic=True), "entityId"),
                             ("User", "toUserId"))
         for metric, value in (("tippedCount", "1"), ("tippedAmount", "amount"))
     ) + tuple(
-        Rule("User", "fromUserId", "fromUserId", metric, value=value, when="amount > 0")
+        Rule("User", "fromUserId", "fromUserId", metric, value=value, guards=_POSITIVE_TIP)
         for metric, value in (("tipsGivenCount", "1"), ("tipsGivenAmount", "amount"))
     ),
     notes="entityType verbatim (bountyEntry, ComicProject: T7); current accumulated amount; toUserId 0 kept.",
@@ -554,7 +564,8 @@ LEFT JOIN ($lookup_version_model) AS mv ON mv.key = j.versionId''',
              when="kind = 'job' AND ifNull(remixOfId, '') != ''",
              requires="remixImageId IS NOT NULL", requires_reason="remix_id_not_numeric"),
         Rule("User", "remixOwnerId", "userId", "remixCount", value="g",
-             when="kind = 'job' AND ifNull(remixOfId, '') != ''", requires="image_found"),
+             when="kind = 'job' AND ifNull(remixOfId, '') != ''",
+             guards=(("remixImageId IS NOT NULL", "remix_id_not_numeric"),), requires="image_found"),
         Rule("ModelVersion", "versionId", "userId", "generationCount", value="g", when="kind = 'resource'"),
         Rule("Model", "modelId", "userId", "generationCount", value="g", when="kind = 'resource'",
              requires="version_found"),

@@ -17,7 +17,8 @@ __all__ = ["EVENT_COLUMNS", "fanout_select", "literal", "ts_structure"]
 # Staging and fan-out column order.
 EVENT_COLUMNS = ("entityType", "entityId", "userId", "metricType", "metricValue", "createdAt", "drop_reason")
 
-DROP_REASONS = ("parent_missing", "entity_null", "user_null_or_0", "ts_after_cutoff", "remix_id_not_numeric")
+# Checked in this order; a line gets the first that applies. Rules add their own (guards).
+DROP_REASONS = ("parent_missing", "user_null_or_0", "entity_null", "ts_after_cutoff")
 
 
 def literal(value: str) -> str:
@@ -39,12 +40,10 @@ def _line(rule: Rule, cutoff_sql: str) -> str:
     eid = f"CAST({rule.entity_id} AS Nullable(Int32))"
     uid = f"CAST({rule.user_id} AS Nullable(Int32))"
     ts = f"CAST({rule.ts} AS DateTime64(3, 'UTC'))"
-    checks = []
-    if rule.requires:
-        checks.append(f"NOT ifNull(toBool({rule.requires}), false), {literal(rule.requires_reason)}")
-    checks.append(f"{eid} IS NULL, 'entity_null'")
+    checks = [f"NOT ifNull(toBool({cond}), false), {literal(reason)}" for cond, reason in rule.checks()]
     if rule.user_rule:
         checks.append(f"ifNull({uid}, 0) = 0, 'user_null_or_0'")
+    checks.append(f"{eid} IS NULL, 'entity_null'")
     checks.append(f"{ts} >= {cutoff_sql}, 'ts_after_cutoff'")
     reason = "multiIf(" + ", ".join(checks) + ", '')"
     emit = f"ifNull(toBool({rule.when}), false)" if rule.when else "true"

@@ -34,8 +34,8 @@ def rule_text(r: Rule) -> str:
     parts = [f"entityId={r.entity_id}", f"userId={r.user_id}", f"value={r.value}", f"ts={r.ts}"]
     if r.when:
         parts.append(f"when {r.when}")
-    if r.requires:
-        parts.append(f"requires {r.requires}")
+    for cond, reason in r.checks():
+        parts.append(f"requires {cond} (else dropped: {reason})")
     if not r.user_rule:
         parts.append("no userId drop rule")
     return ", ".join(parts)
@@ -67,7 +67,7 @@ def _source_dict(s: Source, entity_types: tuple[str, ...]) -> dict[str, Any]:
         "earnings_path": s.earnings or None,
         "lookups": [{"name": lk.name, "keys": lk.keys, "postgres": lk.pg_sql} for lk in s.lookups],
         "rules": [{"entityType": _show(r.entity_type), "entityId": r.entity_id, "userId": r.user_id,
-                   "metricType": _show(r.metric), "value": r.value, "when": r.when, "requires": r.requires,
+                   "metricType": _show(r.metric), "value": r.value, "when": r.when, "requires": " AND ".join(c for c, _ in r.checks()) or None,
                    "ts": r.ts, "user_drop_rule": r.user_rule,
                    "pairs": [f"{et}.{m}" for et in r.entity_types(entity_types) for m in r.metrics()]}
                   for r in s.rules],

@@ -189,7 +189,7 @@ AWARD_BEFORE, AWARD_AFTER, AWARD_NULL_DATE = Edge(0.15, 4), Edge(0.02, 3), Edge(
 BENEFACTOR_DRIFT = Edge(0.03, 3)  # createdAt < cutoff <= updatedAt, not awarded
 ENGAGEMENT_BOTH = Edge(0.05, 4)  # one user holds Favorite and Track on one bounty
 COMIC_DRIFT = Edge(0.04, 3)
-STALE_METRIC, MISSING_METRIC = 0.10, 0.03  # *Metric rows: stale share, missing share
+STALE_METRIC, MISSING_METRIC = Edge(0.10, 3), Edge(0.03, 2)  # *Metric rows: stale, missing entities
 
 _SCATTER = 2147483647  # prime > any n: rank -> id bijection shared by all tables of an entity
 # Primes > any table size: each salt gets its own multiplier so that kind assignments of different
@@ -899,7 +899,9 @@ def _image_reactions(ctx: _Ctx) -> None:
 
 def _article_reactions(ctx: _Ctx) -> None:
     x, n, na, nu = ctx.pgx, ctx.n["ArticleReaction"], ctx.n["Article"], ctx.n["User"]
-    ts = x.child_ts("s.ut", [('coalesce(a."publishedAt", a."createdAt")', "ar.soon")], "s.g")
+    # After the article's creation (not its publication: a hot article published late would move
+    # all its reactions past the cutoff).
+    ts = x.child_ts("s.ut", [('a."createdAt"', "ar.soon")], "s.g")
     ctx.sql(f"""
         INSERT INTO "ArticleReaction" ("id", "articleId", "userId", "reaction", "createdAt", "updatedAt")
         SELECT row_number() OVER (ORDER BY ts, g), art, usr, reaction::"ReviewReactions", ts, ts
@@ -1333,7 +1335,7 @@ def _bounty_benefactors(ctx: _Ctx) -> None:
     """The creator of every bounty (when still present) plus other benefactors; awards to entries.
 
     Kinds are assigned after de-duplication over the final rows (counts in SQL); award kinds only
-    among benefactors of bounties that have entries."""
+    among the remaining benefactors of bounties that have entries, so the kinds are disjoint."""
     x, n, nb, nu = ctx.pgx, ctx.n["BountyBenefactor"], ctx.n["Bounty"], ctx.n["User"]
     award = x.kinds("bb.award", "f.m_e", [("'before'", AWARD_BEFORE), ("'after'", AWARD_AFTER),
                                           ("'null'", AWARD_NULL_DATE)], "''", "f.rn_e")
@@ -1353,9 +1355,10 @@ def _bounty_benefactors(ctx: _Ctx) -> None:
              d AS (SELECT DISTINCT ON (bid, uid) * FROM cand ORDER BY bid, uid, src, g),
              e AS (SELECT d.*, ec.cnt AS ecnt, row_number() OVER (ORDER BY bid, uid) AS rn, count(*) OVER () AS m
                    FROM d LEFT JOIN (SELECT DISTINCT "bountyId", cnt FROM ent) ec ON ec."bountyId" = d.bid),
-             f AS (SELECT e.*, row_number() OVER (PARTITION BY ecnt IS NOT NULL ORDER BY bid, uid) AS rn_e,
-                          count(*) OVER (PARTITION BY ecnt IS NOT NULL) AS m_e FROM e),
-             k AS (SELECT f.*, CASE WHEN f.ecnt IS NOT NULL THEN {award} ELSE '' END AS akind, {other} AS okind,
+             e2 AS (SELECT f.*, {other} AS okind FROM e f),
+             f AS (SELECT e2.*, row_number() OVER (PARTITION BY ecnt IS NOT NULL AND okind = '' ORDER BY bid, uid) AS rn_e,
+                          count(*) OVER (PARTITION BY ecnt IS NOT NULL AND okind = '') AS m_e FROM e2),
+             k AS (SELECT f.*, CASE WHEN f.ecnt IS NOT NULL AND f.okind = '' THEN {award} ELSE '' END AS akind,
                           CASE WHEN f.src = 0 THEN b."createdAt"
                                ELSE {x.child_ts('f.ut', [('b."createdAt"', 'bb.soon')], 'f.rn')} END AS ts0,
                           b."minBenefactorUnitAmount" AS minamt
@@ -1616,7 +1619,7 @@ def _ch_buzz_resource_compensation(ctx: _Ctx) -> None:
     x, n, nmv = ctx.chx, ctx.n["ch:buzz_resource_compensation"], ctx.n["ModelVersion"]
     first = (ctx.cutoff - dt.timedelta(days=540)).date()
     days = 540 + 45
-    open_from = days - 2  # the last two days are still open (never final)
+    open_from = days - 5  # the last five days are still open (their newest revision is not final)
     missing = x.kinds("brc.missing", n, [("1", Edge(.01, 3))], "0", "number")
     keys = f"""
         SELECT toDateTime(toDate('{first}') + intDiv(number * {days}, {n}), 'UTC') AS date, intDiv(number * {days}, {n}) AS di,
@@ -1719,23 +1722,28 @@ def _ch_to_pg(ctx: _Ctx, table: str, columns: str, query: str) -> None:
             copy.write_row(row)
 
 
-def _metric_insert(ctx: _Ctx, table: str, key: str, timeframe: bool, truth: str, columns: Sequence[str],
-                   frozen: Mapping[str, str] | None = None) -> None:
-    """Insert truth rows, made stale (older, lower values) for a share of entities, a few missing."""
+def _metric_insert(ctx: _Ctx, table: str, key: str, n: int, timeframe: bool, truth: str,
+                   columns: Sequence[str], frozen: Mapping[str, str] | None = None) -> None:
+    """Insert the truth rows of entities 1..n as displayed values: stale (older `updatedAt`, lower
+    values) for a share of the entities, missing for a few; `frozen` columns get fixed expressions."""
     x = ctx.pgx
     k = f't."{key}"'
-    stale = f"{x.u('stale.' + table, k)} < {STALE_METRIC}"
+    kind = x.kinds("metric." + table, n, [("'missing'", MISSING_METRIC), ("'stale'", STALE_METRIC)], "''",
+                   f't0."{key}"')
     factor = f"(0.5 + 0.45 * {x.u('stalef.' + table, k)})"
-    values = [f"least(2147483647, CASE WHEN {stale} THEN floor(coalesce(t.\"{c}\", 0) * {factor}) "
+    values = [f"least(2147483647, CASE WHEN kind = 'stale' THEN floor(coalesce(t.\"{c}\", 0) * {factor}) "
               f"ELSE coalesce(t.\"{c}\", 0) END)::int" for c in columns]
+    now = _lit(ctx.cutoff + HORIZON)
+    updated = (f"(CASE WHEN kind = 'stale' THEN {now} - INTERVAL '1 day' * (30 + {x.u('staled.' + table, k)} * 300) "
+               f"ELSE {now} - INTERVAL '1 hour' * {x.u('fresh.' + table, k)} * 24 END)::timestamp(3)")
     extra = dict(frozen or {})
     all_cols = [f'"{key}"'] + (['"timeframe"'] if timeframe else []) + [f'"{c}"' for c in columns] + \
-        [f'"{c}"' for c in extra]
-    select = [k] + (["'AllTime'"] if timeframe else []) + values + list(extra.values())
+        [f'"{c}"' for c in extra] + ['"updatedAt"']
+    select = [k] + (["'AllTime'"] if timeframe else []) + values + list(extra.values()) + [updated]
     ctx.sql(f"""
         INSERT INTO "{table}" ({', '.join(all_cols)})
-        SELECT {', '.join(select)} FROM ({truth}) t
-        WHERE {x.u('missing.' + table, k)} >= {MISSING_METRIC}""")
+        SELECT {', '.join(select)} FROM (SELECT t0.*, {kind} AS kind FROM ({truth}) t0) t
+        WHERE kind <> 'missing'""")
 
 
 def _metrics(ctx: _Ctx) -> None:
@@ -1758,7 +1766,7 @@ def _metrics(ctx: _Ctx) -> None:
         WHERE time < toDateTime('2024-04-27 00:00:00', 'UTC') OR userId != ownerId GROUP BY ownerId""")
     ue = ('SELECT "targetUserId" AS uid, count(*) FILTER (WHERE "type" = \'Follow\') AS fol, '
           'count(*) FILTER (WHERE "type" = \'Hide\') AS hid FROM "UserEngagement" GROUP BY 1')
-    _metric_insert(ctx, "UserMetric", "userId", True, f"""
+    _metric_insert(ctx, "UserMetric", "userId", ctx.n["User"], True, f"""
         SELECT u."id" AS "userId", f.fol AS "followerCount", f.hid AS "hiddenCount", fg.c AS "followingCount",
                up.c AS "uploadCount", rv.c AS "reviewCount", cr.reactions AS "reactionCount"
         FROM "User" u
@@ -1775,9 +1783,9 @@ def _metrics(ctx: _Ctx) -> None:
         """, ["followerCount", "hiddenCount", "followingCount", "uploadCount", "reviewCount", "reactionCount"],
         {"answerCount": "(t.\"userId\" % 3)", "answerAcceptCount": "(t.\"userId\" % 2)"})
     # Frozen leftovers of the retired timeframes (only AllTime is still written).
-    ctx.sql("""INSERT INTO "UserMetric" ("userId", "timeframe", "followerCount", "reactionCount")
-               SELECT "userId", 'Month', "followerCount" / 2, "reactionCount" / 3 FROM "UserMetric"
-               WHERE "userId" % 50 = 0""")
+    ctx.sql(f"""INSERT INTO "UserMetric" ("userId", "timeframe", "followerCount", "reactionCount", "updatedAt")
+                SELECT "userId", 'Month', "followerCount" / 2, "reactionCount" / 3, {_lit(dt.datetime(2024, 11, 3))}
+                FROM "UserMetric" WHERE "userId" % 50 = 0""")
     reviews = """SELECT rr."{k}" AS id,
                         count(DISTINCT rr."userId") FILTER (WHERE rr."recommended") AS up,
                         count(DISTINCT rr."userId") FILTER (WHERE NOT rr."recommended") AS down
@@ -1785,7 +1793,7 @@ def _metrics(ctx: _Ctx) -> None:
     donations = """SELECT dg."entityId" AS id, count(d."amount") AS c, sum(d."amount") AS a
                    FROM "Donation" d JOIN "DonationGoal" dg ON dg."id" = d."donationGoalId"
                    WHERE dg."entityType" = 'ModelVersion' AND dg."entityId" IS NOT NULL GROUP BY 1"""
-    _metric_insert(ctx, "ModelVersionMetric", "modelVersionId", False, f"""
+    _metric_insert(ctx, "ModelVersionMetric", "modelVersionId", ctx.n["ModelVersion"], False, f"""
         SELECT mv."id" AS "modelVersionId", ch.downloads AS "downloadCount", ch.generations AS "generationCount",
                ch.earned AS "earnedAmount", r.up AS "thumbsUpCount", r.down AS "thumbsDownCount",
                dn.c AS "tippedCount", dn.a AS "tippedAmountCount", img.c AS "imageCount"
@@ -1801,7 +1809,7 @@ def _metrics(ctx: _Ctx) -> None:
         """, ["downloadCount", "generationCount", "earnedAmount", "thumbsUpCount", "thumbsDownCount",
               "tippedCount", "tippedAmountCount", "imageCount"],
         {"commentCount": "(t.\"modelVersionId\" % 5)", "collectedCount": "(t.\"modelVersionId\" % 7)"})
-    _metric_insert(ctx, "ModelMetric", "modelId", False, f"""
+    _metric_insert(ctx, "ModelMetric", "modelId", ctx.n["Model"], False, f"""
         SELECT m."id" AS "modelId", r.up AS "thumbsUpCount", r.down AS "thumbsDownCount", c.c AS "commentCount",
                coalesce(tp.c, 0) + coalesce(vt.c, 0) AS "tippedCount",
                coalesce(tp.a, 0) + coalesce(vt.a, 0) AS "tippedAmountCount",
@@ -1834,7 +1842,7 @@ def _metrics(ctx: _Ctx) -> None:
     rsel = ", ".join(f'r."{c}"' for c in rcols)
     root_comments = """SELECT t."{k}" AS id, count(c."id") AS c FROM "Thread" t
                        JOIN "CommentV2" c ON c."threadId" = t."id" WHERE t."{k}" IS NOT NULL GROUP BY 1"""
-    _metric_insert(ctx, "PostMetric", "postId", True, f"""
+    _metric_insert(ctx, "PostMetric", "postId", ctx.n["Post"], True, f"""
         SELECT p."id" AS "postId", {rsel}, cm.c AS "commentCount", col.c AS "collectedCount"
         FROM "Post" p
         LEFT JOIN (SELECT i."postId" AS id, {reactions} FROM "ImageReaction" r JOIN "Image" i ON i."id" = r."imageId"
@@ -1843,7 +1851,7 @@ def _metrics(ctx: _Ctx) -> None:
         LEFT JOIN (SELECT "postId" AS id, count(*) AS c FROM "CollectionItem" WHERE "postId" IS NOT NULL GROUP BY 1) col
                ON col.id = p."id"
         """, rcols + ["commentCount", "collectedCount"])
-    _metric_insert(ctx, "ArticleMetric", "articleId", True, f"""
+    _metric_insert(ctx, "ArticleMetric", "articleId", ctx.n["Article"], True, f"""
         SELECT a."id" AS "articleId", {rsel}, cm.c AS "commentCount", tp.c AS "tippedCount",
                tp.a AS "tippedAmountCount", h.c AS "hideCount", col.c AS "collectedCount"
         FROM "Article" a
@@ -1857,7 +1865,7 @@ def _metrics(ctx: _Ctx) -> None:
                    GROUP BY 1) col ON col.id = a."id"
         """, rcols + ["commentCount", "tippedCount", "tippedAmountCount", "hideCount", "collectedCount"],
         {"viewCount": "(t.\"articleId\" * 37 % 5000)", "favoriteCount": "(t.\"articleId\" % 11)"})
-    _metric_insert(ctx, "CollectionMetric", "collectionId", True, """
+    _metric_insert(ctx, "CollectionMetric", "collectionId", ctx.n["Collection"], True, """
         SELECT c."id" AS "collectionId", cc.f AS "followerCount", cc.a AS "contributorCount", it.c AS "itemCount"
         FROM "Collection" c
         LEFT JOIN (SELECT "collectionId" AS id, count(*) FILTER (WHERE 'VIEW' = ANY("permissions")) AS f,
@@ -1865,7 +1873,7 @@ def _metrics(ctx: _Ctx) -> None:
                    FROM "CollectionContributor" GROUP BY 1) cc ON cc.id = c."id"
         LEFT JOIN (SELECT "collectionId" AS id, count(*) AS c FROM "CollectionItem" GROUP BY 1) it ON it.id = c."id"
         """, ["followerCount", "contributorCount", "itemCount"])
-    _metric_insert(ctx, "TagMetric", "tagId", True, """
+    _metric_insert(ctx, "TagMetric", "tagId", ctx.n["Tag"], True, """
         SELECT t."id" AS "tagId", te.f AS "followerCount", te.h AS "hiddenCount", tm.c AS "modelCount",
                tp.c AS "postCount", ta.c AS "articleCount"
         FROM "Tag" t
@@ -1876,7 +1884,7 @@ def _metrics(ctx: _Ctx) -> None:
         LEFT JOIN (SELECT "tagId" AS id, count(*) AS c FROM "TagsOnArticle" GROUP BY 1) ta ON ta.id = t."id"
         """, ["followerCount", "hiddenCount", "modelCount", "postCount", "articleCount"],
         {"imageCount": "(t.\"tagId\" * 13 % 997)"})
-    _metric_insert(ctx, "BountyMetric", "bountyId", True, f"""
+    _metric_insert(ctx, "BountyMetric", "bountyId", ctx.n["Bounty"], True, f"""
         SELECT b."id" AS "bountyId", e.f AS "favoriteCount", e.t AS "trackCount", cm.c AS "commentCount",
                bb.c AS "benefactorCount", bb.a AS "unitAmountCount", en.c AS "entryCount"
         FROM "Bounty" b
@@ -1888,7 +1896,7 @@ def _metrics(ctx: _Ctx) -> None:
                ON bb.id = b."id"
         LEFT JOIN (SELECT "bountyId" AS id, count(*) AS c FROM "BountyEntry" GROUP BY 1) en ON en.id = b."id"
         """, ["favoriteCount", "trackCount", "commentCount", "benefactorCount", "unitAmountCount", "entryCount"])
-    _metric_insert(ctx, "BountyEntryMetric", "bountyEntryId", True, f"""
+    _metric_insert(ctx, "BountyEntryMetric", "bountyEntryId", ctx.n["BountyEntry"], True, f"""
         SELECT be."id" AS "bountyEntryId", {rsel}, aw.a AS "unitAmountCount", tp.c AS "tippedCount",
                tp.a AS "tippedAmountCount"
         FROM "BountyEntry" be
@@ -1899,7 +1907,7 @@ def _metrics(ctx: _Ctx) -> None:
         LEFT JOIN (SELECT "entityId" AS id, count(*) AS c, sum("amount") AS a FROM "BuzzTip"
                    WHERE "entityType" = 'bountyEntry' GROUP BY 1) tp ON tp.id = be."id"
         """, rcols + ["unitAmountCount", "tippedCount", "tippedAmountCount"])
-    _metric_insert(ctx, "ComicProjectMetric", "comicProjectId", False, """
+    _metric_insert(ctx, "ComicProjectMetric", "comicProjectId", ctx.n["ComicProject"], False, """
         SELECT cp."id" AS "comicProjectId", tp.c AS "tippedCount", tp.a AS "tippedAmountCount",
                e.f AS "followerCount", e.h AS "hiddenCount", rd.r AS "readerCount", rd.c AS "chapterReadCount"
         FROM "ComicProject" cp

@@ -326,7 +326,11 @@ def build_plan(cfg: RunConfig, snap: Snapshot, ch: ClickHouse, *, manifest: dict
         else:
             sp.query = _ch_template(cfg, s)
             if s.earnings:
-                sp.cutoff_date = cfg.earnings_cutoff(s)
+                # Earnings are per payout day: the cutoff is the first day processed live (README §4),
+                # for the query and for the per-line test alike.
+                fixed_date = fixed.get(s.name, {}).get("cutoff_date")
+                sp.cutoff_date = date.fromisoformat(fixed_date) if fixed_date else cfg.earnings_cutoff(s)
+                sp.cutoff = datetime.combine(sp.cutoff_date, datetime.min.time())
         plans.append(sp)
 
     chunks: list[Chunk] = []
