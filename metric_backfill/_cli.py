@@ -199,6 +199,10 @@ def build_config(pg_url: str | None, ch_url: str | None, cutoff: str | None, **k
 @click.option("--backfill-version", type=int, default=5, show_default=True, help="Written to `version` where it exists.")
 @click.option("--concurrency", type=int, default=2, show_default=True, help="Chunk workers in this process.")
 @click.option("--chunk-rows", type=int, default=500_000, show_default=True, help="Source rows per PostgreSQL chunk.")
+@click.option("--ch-chunk-rows", type=int, default=5_000_000, show_default=True,
+              help="Source rows per ClickHouse-sourced chunk (whole days).")
+@click.option("--publish-slice-rows", type=int, default=4_000_000, show_default=True,
+              help="Largest publish slice (inserted as one block).")
 @click.option("--on-overlap", type=click.Choice(["abort", "skip", "replace", "accept"]), default="abort",
               show_default=True, help="When the target already has rows of a pair before the cutoff.")
 @click.option("--run-id", default=None, help="Resume or name this run (default: resume the unfinished run of the same options).")

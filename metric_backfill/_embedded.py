@@ -48,6 +48,8 @@ class EmbeddedPostgres:
     data_dir: Path
     port: int = 0
     fast: bool = True
+    password: str | None = None
+    """With a password, TCP logins need it (scram-sha-256); without, they are trusted."""
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
@@ -90,7 +92,13 @@ class EmbeddedPostgres:
         if not (self.pgdata / "PG_VERSION").exists():
             if self.pgdata.exists():
                 shutil.rmtree(self.pgdata)
-            self._cmd([str(_bin("initdb")), "-D", str(self.pgdata), "--auth=trust", "-U", "postgres",
+            auth = ["--auth=trust"]
+            if self.password:
+                pwfile = self.data_dir / "pwfile"
+                pwfile.write_text(self.password + "\n")
+                self._chown(pwfile)
+                auth = ["--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}"]
+            self._cmd([str(_bin("initdb")), "-D", str(self.pgdata), *auth, "-U", "postgres",
                        "--encoding=UTF8", "--locale=C", "--no-sync"])
         self.socket_dir.mkdir(exist_ok=True)
         self._chown(self.socket_dir)
@@ -130,8 +138,9 @@ class EmbeddedPostgres:
         self.stop()
 
     # -- access ------------------------------------------------------------------------------
-    def url(self, database: str = "postgres") -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+    def url(self, database: str = "postgres", password: str | None = None) -> str:
+        pw = password if password is not None else self.password
+        return f"postgresql://postgres{':' + pw if pw else ''}@127.0.0.1:{self.port}/{database}"
 
     def create_database(self, name: str, *, drop: bool = False) -> str:
         import psycopg

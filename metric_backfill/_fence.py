@@ -104,8 +104,9 @@ def measure(ch: ClickHouse, state: StateStore, cfg: RunConfig, target: Target, p
     published, withdrawn = _ledger_runs(ch, target)
     for pair in pairs_cutoffs:
         for run in published.get(pair, ()):
-            if not withdrawn[run].get(pair):
-                ov.active_runs[pair].add(run)
+            if withdrawn[run].get(pair):
+                continue
+            ov.active_runs[pair].add(run)
             info = state.run(run)
             if info is None or info["status"] != "published":
                 ov.unfinished_runs[pair].add(run)

@@ -20,9 +20,11 @@ How it stays fast and deterministic:
   ids by the bijection `id = 1 + (rank * P + off) % n`. The same bijection is used for every table
   that points at one entity type, so the hot images of reactions are also the hot images of
   comments, tips and collections.
-* Edge cases are assigned by exact counts, not by chance: a row's "kind" is decided by where a
-  seeded bijection of its row number falls, and each kind gets max(min_rows, fraction * n) rows.
-  So every edge case exists at every scale and for every seed.
+* Edge cases are assigned by exact counts, not by chance: rows are ranked by a seeded hash of their
+  row number (a window function) and each "kind" takes the next max(min_rows, fraction * n) ranks.
+  So every edge case exists at every scale and for every seed, independently of other columns.
+* Time first: an event draws its time from the growth curve, then picks its (hot) parents among
+  those that already existed then (parent ids ascend with time), so no table is skewed late.
 
 Time: UTC wall clock, `timestamp(3)` with millisecond parts, from 2022-01-01 to cutoff + 60 days
 with linear growth of activity, which puts roughly 5-10 % of each table at or after the cutoff.
@@ -192,11 +194,7 @@ COMIC_DRIFT = Edge(0.04, 3)
 STALE_METRIC, MISSING_METRIC = Edge(0.10, 3), Edge(0.03, 2)  # *Metric rows: stale, missing entities
 
 _SCATTER = 2147483647  # prime > any n: rank -> id bijection shared by all tables of an entity
-# Primes > any table size: each salt gets its own multiplier so that kind assignments of different
-# columns are independent.
-_PRIMES = (2147483629, 2147483587, 2147483579, 2147483563, 2147483549, 2147483543, 2147483497,
-           2147483489, 2147483477, 2147483423, 2147483399, 2147483353, 2147483323, 2147483269,
-           2147483249)
+_COVER_SCATTER = 2147483629  # another prime: Article g -> a distinct cover Image (unique coverId)
 _REACTIONS = (("'Heart'", Edge(.12, 3)), ("'Laugh'", Edge(.08, 3)), ("'Cry'", Edge(.05, 3)), ("'Dislike'", Edge(.07, 3)))
 _CH_INSERT = {"async_insert": 0, "wait_for_async_insert": 1, "session_timezone": "UTC"}
 _CH_QUERY = {"session_timezone": "UTC"}
@@ -220,7 +218,8 @@ class ChClient(Protocol):
 # Expression helpers
 # --------------------------------------------------------------------------------------------
 def _ms(t: dt.datetime) -> int:
-    return int((t - dt.datetime(1970, 1, 1)).total_seconds() * 1000)
+    """Epoch milliseconds of a naive UTC datetime (exact integer arithmetic)."""
+    return (t - dt.datetime(1970, 1, 1)) // dt.timedelta(milliseconds=1)
 
 
 def _lit(t: dt.datetime) -> str:
@@ -272,15 +271,18 @@ class _Expr:
         """A skewed id in [1, n]: a few ids get a large share of the picks."""
         return self.scatter(self.rank(salt, n, power, g), n)
 
-    def kinds(self, salt: str, n: int | str, cases: Sequence[Case], default: str, g: str) -> str:
-        """CASE giving each case exactly max(min_rows, round(fraction * n)) of the rows g in [1, n].
+    def kinds(self, salt: str, n: int | str, cases: Sequence[Case], default: str, g: str,
+              partition: str | None = None) -> str:
+        """CASE giving each case exactly max(min_rows, round(fraction * n)) of the n rows.
 
-        A seeded bijection of g decides; each salt has its own multiplier, so kinds of different
-        columns are independent while their counts stay exact.
+        The rows are ranked by a seeded hash of g (a window function), so each case gets an exact
+        count at every scale and the kinds of different columns are independent. Use it in a
+        select list over exactly the n rows (`partition`: rank within that window partition).
         """
         k = self.key(salt)
-        mult = _PRIMES[k % len(_PRIMES)]
-        perm = f"(({self._int(g)} * {mult} + {k % 1_000_003}) % ({n}))"
+        order = f"hashint8extended(({g})::bigint, {k}), {g}" if self.pg else f"cityHash64({k}, {g}), {g}"
+        part = f"PARTITION BY {partition} " if partition else ""
+        rank = f"(row_number() OVER ({part}ORDER BY {order}) - 1)"
         whens: list[str] = []
         acc: int | str = 0
         for value, edge in cases:
@@ -289,7 +291,7 @@ class _Expr:
                 acc = min(n, acc + max(min_rows, round(frac * n)))
             else:
                 acc = f"least(({n}), {acc} + greatest({min_rows}, round({frac} * ({n}))))"
-            whens.append(f"WHEN {perm} < {acc} THEN {value}")
+            whens.append(f"WHEN {rank} < {acc} THEN {value}")
         return f"(CASE {' '.join(whens)} ELSE {default} END)"
 
     # -- time ----------------------------------------------------------------------------------
@@ -431,6 +433,8 @@ def generate(pg_url: str, ch_client: ChClient, *, scale: float = 1.0, seed: int 
     dbs = {"default": "default", "orchestration": "orchestration", **dict(ch_databases or {})}
     with psycopg.connect(pg_url, autocommit=True, options="-c TimeZone=UTC") as conn:
         ctx = _Ctx(conn, ch_client, scale, seed, cutoff, dbs, progress or (lambda _m: None))
+        # Big in-memory sorts for DISTINCT ON / row_number (session-local; the default spills).
+        ctx.sql("SET work_mem = '256MB'")
         _check_empty(ctx)
         _create_postgres_schema(ctx)
         _create_clickhouse_tables(ctx)
@@ -749,7 +753,7 @@ def _articles(ctx: _Ctx) -> None:
                                "userId", "status", "unlisted", "nsfwLevel", "tosViolation")
         SELECT g, created, created + INTERVAL '1 minute' * {x.u('art.upd', 'g')} * 300,
                'Article ' || g, 'Lorem ipsum ' || g,
-               CASE WHEN {x.u('art.cover', 'g')} < 0.6 THEN 1 + ((g::bigint * {_PRIMES[0]}) % {ni})::int END,
+               CASE WHEN {x.u('art.cover', 'g')} < 0.6 THEN 1 + ((g::bigint * {_COVER_SCATTER}) % {ni})::int END,
                pub, owner,
                (CASE WHEN kind IN ('Draft', 'draft_null') THEN 'Draft'
                      WHEN kind IN ('Unpublished', 'UnpublishedViolation', 'Processing') THEN kind
@@ -1338,7 +1342,8 @@ def _bounty_benefactors(ctx: _Ctx) -> None:
     among the remaining benefactors of bounties that have entries, so the kinds are disjoint."""
     x, n, nb, nu = ctx.pgx, ctx.n["BountyBenefactor"], ctx.n["Bounty"], ctx.n["User"]
     award = x.kinds("bb.award", "f.m_e", [("'before'", AWARD_BEFORE), ("'after'", AWARD_AFTER),
-                                          ("'null'", AWARD_NULL_DATE)], "''", "f.rn_e")
+                                          ("'null'", AWARD_NULL_DATE)], "''", "f.rn",
+                    partition="f.ecnt IS NOT NULL AND f.okind = ''")
     other = x.kinds("bb.kind", "f.m", [("'zero'", BENEFACTOR_ZERO), ("'drift'", BENEFACTOR_DRIFT),
                                        ("'at'", AT_CUTOFF), ("'before'", BEFORE_CUTOFF)], "''", "f.rn")
     cutoff = _lit(ctx.cutoff)
@@ -1356,8 +1361,7 @@ def _bounty_benefactors(ctx: _Ctx) -> None:
              e AS (SELECT d.*, ec.cnt AS ecnt, row_number() OVER (ORDER BY bid, uid) AS rn, count(*) OVER () AS m
                    FROM d LEFT JOIN (SELECT DISTINCT "bountyId", cnt FROM ent) ec ON ec."bountyId" = d.bid),
              e2 AS (SELECT f.*, {other} AS okind FROM e f),
-             f AS (SELECT e2.*, row_number() OVER (PARTITION BY ecnt IS NOT NULL AND okind = '' ORDER BY bid, uid) AS rn_e,
-                          count(*) OVER (PARTITION BY ecnt IS NOT NULL AND okind = '') AS m_e FROM e2),
+             f AS (SELECT e2.*, count(*) OVER (PARTITION BY ecnt IS NOT NULL AND okind = '') AS m_e FROM e2),
              k AS (SELECT f.*, CASE WHEN f.ecnt IS NOT NULL AND f.okind = '' THEN {award} ELSE '' END AS akind,
                           CASE WHEN f.src = 0 THEN b."createdAt"
                                ELSE {x.child_ts('f.ut', [('b."createdAt"', 'bb.soon')], 'f.rn')} END AS ts0,
@@ -1650,11 +1654,13 @@ def _ch_resource_compensations(ctx: _Ctx) -> None:
             INSERT INTO {ctx.t('orchestration', 'resourceCompensations')} (date, modelVersionId, accountType, source, amount)
             SELECT date, mv, ['yellow', 'blue', 'green'][1 + (combo % 3)], ['compensation', 'licenseFee', 'tip'][1 + intDiv(combo, 3)],
                    floor(64 * 800 * pow(bitShiftRight(cityHash64({x.key('rc.amt')}, number, combo, part), 11) / 9007199254740992.0, 3)) / 64
-            FROM (SELECT number, toDate('{first}') + intDiv(number * {days}, {n}) AS date,
-                         if({missing} = 1, toInt32({nmv} + 1 + number % 13), {x.pick('modelVersion', nmv, 2, 'number')}) AS mv,
+            FROM (SELECT number, date, mv,
                          arrayJoin(arraySlice([0, 3, 1, 6], 1, 1 + cityHash64({x.key('rc.combos')}, number) % 3)) AS combo,
                          arrayJoin(range(1 + cityHash64({x.key('rc.parts')}, number, combo) % 3)) AS part
-                  FROM numbers({n}))
+                  FROM (SELECT number, toDate('{first}') + intDiv(number * {days}, {n}) AS date,
+                               if({missing} = 1, toInt32({nmv} + 1 + number % 13),
+                                  {x.pick('modelVersion', nmv, 2, 'number')}) AS mv
+                        FROM numbers({n})))
             WHERE (part + number) % 3 = {batch}""")
     ctx.done("ch resourceCompensations")
 

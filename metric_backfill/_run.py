@@ -95,10 +95,10 @@ class _Session:
 
 
 def _stage_chunks(stager: ChunkStager, state: StateStore, plan: Plan, todo: list[Chunk], prior: dict[int, int],
-                  concurrency: int, reporter: Reporter, snap: Snapshot) -> None:
+                  concurrency: int, reporter: Reporter, snap: Snapshot, worker_label: str) -> None:
     run_id = stager.run_id
     stop = threading.Event()
-    me = worker_name()
+    me = f"{worker_name()}/{worker_label}"
 
     def one(chunk: Chunk) -> None:
         sp = plan.source(chunk.source)
@@ -304,7 +304,8 @@ def _stage_run(s: _Session, cfg: RunConfig, rid: str, fingerprint: str, existing
             todo = [c for c in plan.chunks if c.chunk_id not in done and worker.owns(c)]
             reporter.planned(plan, todo)
             stager = ChunkStager(rid, s.state, s.ch, snap, cfg.ch_tables)
-            _stage_chunks(stager, s.state, plan, todo, prior, cfg.concurrency, reporter, snap)
+            _stage_chunks(stager, s.state, plan, todo, prior, cfg.concurrency, reporter, snap,
+                          f"w{worker.index}of{worker.count}")
         finally:
             snap.close()
 
@@ -333,6 +334,13 @@ def _publish(s: _Session, rid: str, reporter: Reporter) -> int:
     pub = Publisher(s.ch, s.state, rid, main=main, earnings=earn, cutoff=max(cutoffs), version=cfg.backfill_version,
                     slice_rows=cfg.publish_slice_rows, withdrawals=withdrawals)
     rows, _skipped = pub.publish(reporter.slice_done)
+    for old, pairs in withdrawals.items():
+        # Its events are no longer in effect (for these pairs): the same command must plan anew,
+        # not report "already published".
+        old_info = s.state.run(old)
+        if old_info and old_info["status"] != "withdrawn":
+            s.state.write_run(old, old_info["fingerprint"], "withdrawn", old_info["created_at"], old_info["config"],
+                              old_info["manifest"], {**old_info["summary"], "withdrawn_by": rid, "withdrawn_pairs": pairs})
     s.state.write_run(rid, info["fingerprint"], "published", info["created_at"], info["config"], info["manifest"],
                       {"published_rows": rows})
     return rows

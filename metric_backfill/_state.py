@@ -146,7 +146,7 @@ class StateStore:
         if not self.exists():
             return None
         rows = self.ch.query(f"SELECT run_id FROM {self.t('runs')} FINAL WHERE fingerprint = {{f:String}} "
-                             "AND status != 'abandoned' ORDER BY created_at DESC LIMIT 1",
+                             "AND status NOT IN ('abandoned', 'withdrawn') ORDER BY created_at DESC LIMIT 1",
                              parameters={"f": fingerprint})
         return str(rows[0][0]) if rows else None
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from sourcedata import NO_FK_IN_PROD, PARENTS, SQL_DIR, pg_exec
+from sourcedata import CUTOFF, CUTOFF_DATE, NO_FK_IN_PROD, PARENTS, SQL_DIR, pg_exec
+
+from metric_backfill import RunConfig, RunResult, run
 
 from metric_backfill._expected import DEFAULT_CH_TABLES
 
@@ -33,3 +36,21 @@ def ch(ch_client: Any, ch_db: str) -> dict[str, str]:
             tables[m.group(2)] = f"{ch_db}.{m.group(2)}"
     assert set(tables) == set(DEFAULT_CH_TABLES)
     return tables
+
+
+@pytest.fixture()
+def engine(pg: str, ch: dict[str, str], ch_client: Any, ch_dsn: str, ch_db: str) -> Iterator[Callable[..., RunResult]]:
+    """run(RunConfig(...)) against the test's databases; the state database is dropped afterwards.
+
+    Keyword arguments override RunConfig fields (the target defaults to `<ch_db>.entityMetricEvents`);
+    `run_kw` is passed to run() itself (stage_only, worker, run_id...)."""
+    state = f"{ch_db}_state"
+
+    def go(run_kw: dict[str, Any] | None = None, **kw: Any) -> RunResult:
+        options: dict[str, Any] = {"cutoff": CUTOFF, "earnings_cutoff_date": CUTOFF_DATE,
+                                   "table": f"{ch_db}.entityMetricEvents", "state_database": state,
+                                   "ch_tables": dict(ch), **kw}
+        return run(RunConfig(pg_url=pg, clickhouse_url=ch_dsn, **options), **(run_kw or {}))
+
+    yield go
+    ch_client.command(f"DROP DATABASE IF EXISTS {state} SYNC")

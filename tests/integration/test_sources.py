@@ -452,21 +452,6 @@ RUN_OPTIONS: dict[str, dict[str, Any]] = {
 # helpers and fixtures
 # -------------------------------------------------------------------------------------------------
 
-@pytest.fixture()
-def engine(pg: str, ch: dict[str, str], ch_client: Any, ch_dsn: str, ch_db: str) -> Iterator[Callable[..., RunResult]]:
-    """run(RunConfig(...)) against the test's databases; the state database is dropped afterwards."""
-    state = f"{ch_db}_state"
-
-    def go(**kw: Any) -> RunResult:
-        options: dict[str, Any] = {"cutoff": CUTOFF, "earnings_cutoff_date": CUTOFF_DATE, **kw}
-        cfg = RunConfig(pg_url=pg, clickhouse_url=ch_dsn, table=f"{ch_db}.entityMetricEvents",
-                        state_database=state, ch_tables=dict(ch), **options)
-        return run(cfg)
-
-    yield go
-    ch_client.command(f"DROP DATABASE IF EXISTS {state} SYNC")
-
-
 def target_rows(ch_client: Any, ch_db: str) -> list[Row]:
     rows = ch_client.query(f"SELECT entityType, entityId, userId, metricType, metricValue, createdAt "
                            f"FROM {ch_db}.entityMetricEvents ORDER BY ALL").result_rows
