@@ -43,7 +43,7 @@ from typing import Any, Protocol
 
 import psycopg
 
-__all__ = ["DEFAULT_CUTOFF", "SOURCE_EVENT_TABLES", "CH_SOURCE_TABLES", "generate"]
+__all__ = ["CH_SOURCE_TABLES", "DEFAULT_CUTOFF", "SOURCE_EVENT_TABLES", "generate"]
 
 DEFAULT_CUTOFF = dt.datetime(2025, 10, 1)  # naive, UTC
 HISTORY_START = dt.datetime(2022, 1, 1)
@@ -195,7 +195,9 @@ STALE_METRIC, MISSING_METRIC = Edge(0.10, 3), Edge(0.03, 2)  # *Metric rows: sta
 
 _SCATTER = 2147483647  # prime > any n: rank -> id bijection shared by all tables of an entity
 _COVER_SCATTER = 2147483629  # another prime: Article g -> a distinct cover Image (unique coverId)
-_REACTIONS = (("'Heart'", Edge(.12, 3)), ("'Laugh'", Edge(.08, 3)), ("'Cry'", Edge(.05, 3)), ("'Dislike'", Edge(.07, 3)))
+# Reaction mix (the rest is 'Like'); Dislike is counted by the pipeline too.
+_REACTIONS = (("'Heart'", Edge(.12, 3)), ("'Laugh'", Edge(.08, 3)), ("'Cry'", Edge(.05, 3)),
+              ("'Dislike'", Edge(.07, 3)))
 _CH_INSERT = {"async_insert": 0, "wait_for_async_insert": 1, "session_timezone": "UTC"}
 _CH_QUERY = {"session_timezone": "UTC"}
 _TRANSFER_BATCH = 1_000_000  # rows per PostgreSQL -> ClickHouse transfer statement
@@ -635,7 +637,8 @@ def _model_versions(ctx: _Ctx) -> None:
                  (CASE kind
                     WHEN 'pub' THEN ts + INTERVAL '1 minute' * {x.u('mv.pub', 'g')} * 2880
                     WHEN 'pub_null' THEN NULL
-                    WHEN 'sched_future' THEN greatest(ts, {cutoff}) + INTERVAL '1 hour' * (1 + {x.u('mv.sf', 'g')} * 900)
+                    WHEN 'sched_future'
+                      THEN greatest(ts, {cutoff}) + INTERVAL '1 hour' * (1 + {x.u('mv.sf', 'g')} * 900)
                     WHEN 'sched_past' THEN ts + INTERVAL '1 hour' * (1 + {x.u('mv.sp', 'g')} * 20)
                     WHEN 'unpub' THEN ts + INTERVAL '1 minute' * {x.u('mv.pub', 'g')} * 2880
                     WHEN 'at' THEN {cutoff}
@@ -811,7 +814,8 @@ def _bounty_entries(ctx: _Ctx) -> None:
                      {x.child_ts('s.ut', [('b."createdAt"', 'be.soon')], 's.g')}::timestamp(3) AS ts
               FROM (SELECT s0.*, {x.fold('pk_bounty', 'ut', nb)} AS bid
                     FROM (SELECT g, {null_user} AS nu, {x.u('be.t', 'g')} AS ut,
-                                 {x.pick('bounty', nb, 2, 'g')} AS pk_bounty, {x.pick('be.user', nu, 1.5, 'g')} AS pk_user
+                                 {x.pick('bounty', nb, 2, 'g')} AS pk_bounty,
+                                 {x.pick('be.user', nu, 1.5, 'g')} AS pk_user
                           FROM generate_series(1, {n}) g) s0) s
               JOIN "Bounty" b ON b."id" = s.bid) e""")
     ctx.done(f"BountyEntry {n}")
@@ -864,7 +868,8 @@ def _user_engagement(ctx: _Ctx) -> None:
                {x.at_cutoff_case('s.bk', ts)}::timestamp(3)
         FROM (SELECT s0.*, {x.fold('pa', 'ut', nu)} AS actor, {x.fold('pt', 'ut', nu)} AS target
               FROM (SELECT g, {x.u('ue.ts', 'g')} AS ut, {x.pick('ue.actor', nu, 1.5, 'g')} AS pa,
-                           {x.pick('ue.target', nu, 3, 'g')} AS pt, {etype} AS etype, {x.boundary_kind('ue.b', n, 'g')} AS bk
+                           {x.pick('ue.target', nu, 3, 'g')} AS pt, {etype} AS etype,
+                           {x.boundary_kind('ue.b', n, 'g')} AS bk
                     FROM generate_series(1, {n}) g) s0) s
         JOIN "User" a ON a."id" = s.actor JOIN "User" t ON t."id" = s.target
         WHERE s.actor <> s.target
@@ -935,7 +940,8 @@ def _bounty_entry_reactions(ctx: _Ctx) -> None:
                {x.at_cutoff_case('c.bk', ts)}::timestamp(3)
         FROM (SELECT s.g, s.ut, coalesce(o."id", {x.fold('s.pe', 's.ut', nbe)}) AS eid,
                      {x.fold('s.pu', 's.ut', nu)} AS usr, s.reaction, s.bk
-              FROM (SELECT g, {x.u('ber.ts', 'g')} AS ut, {on_null} AS on_null, {x.pick('bountyEntry', nbe, 2, 'g')} AS pe,
+              FROM (SELECT g, {x.u('ber.ts', 'g')} AS ut, {on_null} AS on_null,
+                           {x.pick('bountyEntry', nbe, 2, 'g')} AS pe,
                            {x.pick('ber.user', nu, 1.5, 'g')} AS pu, {_reaction_kind(x, 'ber.reaction', n)} AS reaction,
                            {x.boundary_kind('ber.b', n, 'g')} AS bk
                     FROM generate_series(1, {n}) g) s
@@ -989,7 +995,8 @@ def _collection_items(ctx: _Ctx) -> None:
     tkind = x.kinds("ci.ts", n, [("'null'", CI_NULL_CREATED), ("'at'", AT_CUTOFF), ("'before'", BEFORE_CUTOFF)],
                     "''", "g")
     pick_entity = (f"CASE {ikind} WHEN 'Image' THEN {x.pick('image', ni, 3, 'g')} "
-                   f"WHEN 'Model' THEN {x.pick('model', nm, 2.5, 'g')} WHEN 'Post' THEN {x.pick('post', np_, 2.5, 'g')} "
+                   f"WHEN 'Model' THEN {x.pick('model', nm, 2.5, 'g')} "
+                   f"WHEN 'Post' THEN {x.pick('post', np_, 2.5, 'g')} "
                    f"WHEN 'Article' THEN {x.pick('article', na, 2.5, 'g')} "
                    f"ELSE 1 + floor(500 * pow({x.u('ci.m3d', 'g')}, 2))::int END")
     n_entity = f"CASE s.ikind WHEN 'Image' THEN {ni} WHEN 'Model' THEN {nm} WHEN 'Post' THEN {np_} " \
@@ -1091,7 +1098,8 @@ def _comments(ctx: _Ctx) -> None:
         FROM (SELECT s.g, s.tos, s.hid, s.usr, p."id" AS pid, p."modelId" AS mid,
                      {x.at_cutoff_case('s.bk', reply_ts)}::timestamp(3) AS ts
               FROM (SELECT s0.*, {x.fold('pp', 'ut', n_roots)} AS parent, {x.fold('pu', 'ut', nu)} AS usr
-                    FROM (SELECT g, {x.pick('c.parent', n_roots, 2, 'g')} AS pp, {_comment_flags(x, 'c.reply', n_replies, nu)}
+                    FROM (SELECT g, {x.pick('c.parent', n_roots, 2, 'g')} AS pp,
+                                 {_comment_flags(x, 'c.reply', n_replies, nu)}
                           FROM generate_series(1, {n_replies}) g) s0) s
               JOIN "Comment" p ON p."id" = s.parent) r""")
     ctx.done("Comment")
@@ -1113,7 +1121,8 @@ def _threads_and_comments(ctx: _Ctx) -> None:
         CREATE TEMP TABLE _gen_root_thread AS
         SELECT row_number() OVER (ORDER BY ts, kind, eid, eid2) AS id, kind, eid, eid2, ts
         FROM (
-          SELECT 'post' AS kind, "id" AS eid, 0 AS eid2, "createdAt" AS ts FROM "Post" WHERE {x.u('t.post', '"id"')} < 0.45
+          SELECT 'post' AS kind, "id" AS eid, 0 AS eid2, "createdAt" AS ts FROM "Post"
+                    WHERE {x.u('t.post', '"id"')} < 0.45
           UNION ALL SELECT 'image', "id", 0, "createdAt" FROM "Image" WHERE {x.u('t.image', '"id"')} < 0.12
           UNION ALL SELECT 'image', {ni} + g, 0, {x.growth(x.u('t.oimg', 'g'))}
                     FROM generate_series(1, {few(THREAD_ORPHAN_IMAGE, 2)}) g
@@ -1125,11 +1134,14 @@ def _threads_and_comments(ctx: _Ctx) -> None:
           UNION ALL SELECT 'bountyEntry', "id", 0, "createdAt" FROM "BountyEntry" WHERE {x.u('t.be', '"id"')} < 0.1
           UNION ALL SELECT 'comicChapter', "projectId", "position", "createdAt" FROM "ComicChapter"
                     WHERE {x.u('t.cc', '"id"')} < 0.3
-          UNION ALL SELECT 'question', g, 0, {x.growth(x.u('t.q', 'g'))} FROM generate_series(1, {few(THREAD_QUESTION)}) g
-          UNION ALL SELECT 'clubPost', g, 0, {x.growth(x.u('t.club', 'g'))} FROM generate_series(1, {few(THREAD_CLUB_POST)}) g
+          UNION ALL SELECT 'question', g, 0, {x.growth(x.u('t.q', 'g'))}
+                    FROM generate_series(1, {few(THREAD_QUESTION)}) g
+          UNION ALL SELECT 'clubPost', g, 0, {x.growth(x.u('t.club', 'g'))}
+                    FROM generate_series(1, {few(THREAD_CLUB_POST)}) g
           UNION ALL SELECT 'challenge', g, 0, {x.growth(x.u('t.ch', 'g'))} FROM generate_series(1, {few(THREAD_OTHER)}) g
           UNION ALL SELECT 'model3d', g, 0, {x.growth(x.u('t.m3d', 'g'))} FROM generate_series(1, {few(THREAD_OTHER)}) g
-          UNION ALL SELECT 'deleted', g, 0, {x.growth(x.u('t.del', 'g'))} FROM generate_series(1, {few(THREAD_DELETED)}) g
+          UNION ALL SELECT 'deleted', g, 0, {x.growth(x.u('t.del', 'g'))}
+                    FROM generate_series(1, {few(THREAD_DELETED)}) g
         ) t""")
     ctx.sql("ANALYZE _gen_root_thread")  # temp tables have no statistics; joins below need them
 
@@ -1181,7 +1193,8 @@ def _threads_and_comments(ctx: _Ctx) -> None:
         SELECT {n_root} + row_number() OVER (ORDER BY ts, g), 'Reply ' || g, ts, ts, false, tos, usr, tid, hid, 0
         FROM (SELECT s.g, s.tos, s.hid, s.usr, t."id" AS tid, {x.at_cutoff_case('s.bk', reply_ts)}::timestamp(3) AS ts
               FROM (SELECT s0.*, {n_rt} + {x.fold('pt', 'ut', n_t2)} AS tid, {x.fold('pu', 'ut', nu)} AS usr
-                    FROM (SELECT g, {x.pick('c2.rthread', n_t2, 1.5, 'g')} AS pt, {_comment_flags(x, 'c2.reply', n_reply, nu)}
+                    FROM (SELECT g, {x.pick('c2.rthread', n_t2, 1.5, 'g')} AS pt,
+                                 {_comment_flags(x, 'c2.reply', n_reply, nu)}
                           FROM generate_series(1, {n_reply}) g) s0) s
               JOIN "Thread" t ON t."id" = s.tid JOIN "CommentV2" p ON p."id" = t."commentId") r""")
     # Nested reply threads (replies to replies): rootThreadId still points at the entity's thread.
@@ -1197,7 +1210,8 @@ def _threads_and_comments(ctx: _Ctx) -> None:
                tid, hid, 0
         FROM (SELECT s.g, s.tos, s.hid, s.usr, t."id" AS tid, {reply_ts}::timestamp(3) AS ts
               FROM (SELECT s0.*, {n_rt + n_t2} + {x.fold('pt', 'ut', n_t3)} AS tid, {x.fold('pu', 'ut', nu)} AS usr
-                    FROM (SELECT g, {x.pick('c2.nthread', n_t3, 1.5, 'g')} AS pt, {_comment_flags(x, 'c2.nested', n_nested, nu)}
+                    FROM (SELECT g, {x.pick('c2.nthread', n_t3, 1.5, 'g')} AS pt,
+                                 {_comment_flags(x, 'c2.nested', n_nested, nu)}
                           FROM generate_series(1, {n_nested}) g) s0) s
               JOIN "Thread" t ON t."id" = s.tid JOIN "CommentV2" p ON p."id" = t."commentId") r""")
     ctx.sql("""
@@ -1243,10 +1257,11 @@ def _buzz_tips(ctx: _Ctx) -> None:
         ("'Model'", Edge(.15, 3)), ("'Post'", Edge(.10, 3)), ("'Article'", Edge(.08, 3)),
         ("'bountyEntry'", Edge(.04, 3)), ("'ComicProject'", Edge(.04, 3)), ("'ComicChapter'", Edge(.03, 3)),
         ("'Model3D'", Edge(.04, 3))], "'Image'", "g")
-    per_type = (("Image", "image", N["Image"], 3.0), ("Model", "model", N["Model"], 3.0), ("Post", "post", N["Post"], 3.0),
-                ("Article", "article", N["Article"], 2.5), ("bountyEntry", "bountyEntry", N["BountyEntry"], 2.0),
-                ("ComicProject", "comic", N["ComicProject"], 2.0), ("ComicChapter", "chapter", N["ComicChapter"], 2.0),
-                ("Model3D", "model3d", 300, 2.0))
+    # (entityType as stored, pick salt, ids, power); Model3D ids point outside this schema.
+    per_type = (("Image", "image", N["Image"], 3.0), ("Model", "model", N["Model"], 3.0),
+                ("Post", "post", N["Post"], 3.0), ("Article", "article", N["Article"], 2.5),
+                ("bountyEntry", "bountyEntry", N["BountyEntry"], 2.0), ("ComicProject", "comic", N["ComicProject"], 2.0),
+                ("ComicChapter", "chapter", N["ComicChapter"], 2.0), ("Model3D", "model3d", 300, 2.0))
     pick_entity = "CASE etype " + " ".join(
         f"WHEN '{t}' THEN {x.pick(salt, cnt, power, 'g')}" for t, salt, cnt, power in per_type) + " END"
     n_entity = "CASE s0.etype " + " ".join(f"WHEN '{t}' THEN {cnt}" for t, _s, cnt, _p in per_type) + " END"
@@ -1307,7 +1322,8 @@ def _tag_engagement(ctx: _Ctx) -> None:
                {x.at_cutoff_case('s.bk', ts)}::timestamp(3)
         FROM (SELECT s0.*, {x.fold('pu', 'ut', nu)} AS usr, {x.fold('pt', 'ut', nt)} AS tag
               FROM (SELECT g, {x.u('te.ts', 'g')} AS ut, {x.pick('te.user', nu, 1.5, 'g')} AS pu,
-                           {x.pick('tag', nt, 2.5, 'g')} AS pt, {etype} AS etype, {x.boundary_kind('te.b', n, 'g')} AS bk
+                           {x.pick('tag', nt, 2.5, 'g')} AS pt, {etype} AS etype,
+                           {x.boundary_kind('te.b', n, 'g')} AS bk
                     FROM generate_series(1, {n}) g) s0) s
         JOIN "Tag" t ON t."id" = s.tag JOIN "User" u ON u."id" = s.usr
         ORDER BY s.usr, s.tag, s.g""")
@@ -1390,7 +1406,8 @@ def _bounty_benefactors(ctx: _Ctx) -> None:
                CASE WHEN a.akind <> '' THEN en."id" END,
                (CASE WHEN {x.u('bb.cur', 'a.rn')} < 0.92 THEN 'BUZZ' WHEN {x.u('bb.cur', 'a.rn')} < 0.97 THEN 'USDC'
                      ELSE 'USD' END)::"Currency",
-               CASE WHEN {x.u('bb.tx', 'a.rn')} < 0.8 THEN ARRAY['tx-' || a.bid || '-' || a.uid] ELSE ARRAY[]::text[] END
+               CASE WHEN {x.u('bb.tx', 'a.rn')} < 0.8 THEN ARRAY['tx-' || a.bid || '-' || a.uid]
+                    ELSE ARRAY[]::text[] END
         FROM a LEFT JOIN ent en ON en."bountyId" = a.bid AND a.akind <> ''
                                AND en.rn = floor(a.ecnt * {x.u('bb.entry', 'a.rn')})::int""")
     ctx.done("BountyBenefactor")
@@ -1454,7 +1471,8 @@ def _truth_only_tables(ctx: _Ctx) -> None:
         JOIN "Model" m ON m."id" = mv."modelId" """)
     ctx.sql(f"""
         INSERT INTO "Donation" ("id", "userId", "donationGoalId", "amount", "buzzTransactionId", "createdAt")
-        SELECT g, {x.pick('don.user', nu, 1.5, 'g')}, dg."id", 10 * (1 + floor(pow({x.u('don.amt', 'g')}, 2) * 100))::int,
+        SELECT g, {x.pick('don.user', nu, 1.5, 'g')}, dg."id",
+               10 * (1 + floor(pow({x.u('don.amt', 'g')}, 2) * 100))::int,
                'don-' || g, {x.after('dg."createdAt"', x.u('don.ts', 'g'), 2)}::timestamp(3)
         FROM generate_series(1, {nd}) g JOIN "DonationGoal" dg ON dg."id" = {x.pick('dg', ndg, 1.5, 'g')}""")
     ctx.sql(f"""
@@ -1479,8 +1497,9 @@ def _truth_only_tables(ctx: _Ctx) -> None:
     ctx.sql(f"""
         INSERT INTO "Outbox" ("id", "event", "entityType", "entityId", "createdAt", "details", "attempts")
         SELECT g, 'PUBLISHED', (CASE WHEN g % 2 = 0 THEN 'Post' ELSE 'ModelVersion' END)::"OutboxEntity",
-               1 + g % {min(N['Post'], nmv)}, {_lit(ctx.cutoff + HORIZON)} - INTERVAL '1 second' * g,
-               '{{}}'::jsonb, 0
+               CASE WHEN g % 2 = 0 THEN {x.pick('post', N['Post'], 1, 'g')}
+                    ELSE {x.pick('modelVersion', nmv, 1, 'g')} END,
+               {_lit(ctx.cutoff + HORIZON)} - INTERVAL '1 second' * g, '{{}}'::jsonb, 0
         FROM generate_series(1, 5) g""")
     ctx.done("truth-only tables")
 
@@ -1529,16 +1548,18 @@ def _ch_downloads(ctx: _Ctx) -> None:
     ctx.ch_cmd(f"CREATE TABLE {lookup} (id Int32, modelId Int32, created_ms Int64) ENGINE = MergeTree ORDER BY id")
     _transfer(ctx, lookup, "id, modelId, created_ms",
               'SELECT "id", "modelId", (extract(epoch FROM "createdAt") * 1000)::bigint FROM "ModelVersion"')
-    etype = x.kinds("mve.type", n, [("'Create'", Edge(.02, 3)), ("'Publish'", Edge(.02, 3)), ("'Unpublish'", Edge(.01, 3)),
-                                    ("'HideDownload'", Edge(.03, 3))], "'Download'", "number")
-    ukind = x.kinds("mve.user", n, [("'anon'", Edge(.25, 5)), ("'minus1'", Edge(.01, 3)), ("'filtered'", Edge(.01, 3))], "''", "number")
+    etype = x.kinds("mve.type", n, [("'Create'", Edge(.02, 3)), ("'Publish'", Edge(.02, 3)),
+                                    ("'Unpublish'", Edge(.01, 3)), ("'HideDownload'", Edge(.03, 3))],
+                    "'Download'", "number")
+    ukind = x.kinds("mve.user", n, [("'anon'", Edge(.25, 5)), ("'minus1'", Edge(.01, 3)),
+                                    ("'filtered'", Edge(.01, 3))], "''", "number")
     missing = x.kinds("mve.missing", n, [("1", Edge(.005, 5))], "0", "number")
     bk = x.boundary_kind("mve.b", n, "number")
     # Time first (growth curve), then a hot version that already existed then; never before it.
     ts = (f"if(l.id = 0, {x.growth_ms('s.ut')}, greatest({x.growth_ms('s.ut')}, "
           f"l.created_ms + 1000 + floor({x.u('mve.soon', 'number')} * 86400000)))")
     c = _ms(ctx.cutoff) // 1000
-    ip = f"concat('10.', toString(h % 256), '.', toString(intDiv(h, 256) % 256), '.', toString(intDiv(h, 65536) % 256))"
+    ip = "concat('10.', toString(h % 256), '.', toString(intDiv(h, 256) % 256), '.', toString(intDiv(h, 65536) % 256))"
     ctx.ch_cmd(f"""
         INSERT INTO {ctx.t('default', 'modelVersionEvents')}
             (type, time, userId, modelId, modelVersionId, nsfw, ip, userAgent, earlyAccess, deviceId)
@@ -1569,15 +1590,20 @@ def _ch_jobs(ctx: _Ctx) -> None:
     x, n = ctx.chx, ctx.n["ch:jobs"]
     nmv, ni, nu = ctx.n["ModelVersion"], ctx.n["Image"], ctx.n["User"]
     start = HISTORY_START + (ctx.cutoff - HISTORY_START) * 0.2  # generation arrived later than the site
-    jtype = x.kinds("job.type", n, [("'TextToImage'", Edge(.15, 3)), ("'Comfy'", Edge(.15, 3)), ("'Training'", Edge(.05, 3)),
-                                    ("'ImageUpscale'", Edge(.04, 3)), ("'VideoGen'", Edge(.04, 3)), ("'TextToSpeech'", Edge(.01, 2))],
+    jtype = x.kinds("job.type", n, [("'TextToImage'", Edge(.15, 3)), ("'Comfy'", Edge(.15, 3)),
+                                    ("'Training'", Edge(.05, 3)), ("'ImageUpscale'", Edge(.04, 3)),
+                                    ("'VideoGen'", Edge(.04, 3)), ("'TextToSpeech'", Edge(.01, 2))],
                     "'TextToImageV2'", "number")
     anon = x.kinds("job.anon", n, [("1", Edge(.01, 3))], "0", "number")
-    res = x.kinds("job.res", n, [("'empty'", Edge(.03, 3)), ("'dup'", Edge(.02, 3)), ("'unknown'", Edge(.01, 3))], "''", "number")
+    res = x.kinds("job.res", n, [("'empty'", Edge(.03, 3)), ("'dup'", Edge(.02, 3)), ("'unknown'", Edge(.01, 3))],
+                  "''", "number")
     remix = x.kinds("job.remix", n, [("'empty'", Edge(.03, 3)), ("'img'", Edge(.08, 3)), ("'missing'", Edge(.01, 3)),
                                      ("'text'", Edge(.01, 3))], "'none'", "number")
     bk = x.boundary_kind("job.b", n, "number")
-    v = lambda salt: x.pick(salt, nmv, 3, "number")  # noqa: E731
+
+    def v(salt: str) -> str:
+        return x.pick(salt, nmv, 3, "number")
+
     elem = x.scatter(x._int(f"floor({nmv} * pow(bitShiftRight(cityHash64({x.key('job.elem')}, number, i), 11) "
                             f"/ 9007199254740992.0, 3))"), nmv)
     c = _ms(ctx.cutoff)
@@ -1671,7 +1697,10 @@ def _ch_reactions_log(ctx: _Ctx) -> None:
     x, nu = ctx.chx, ctx.n["User"]
     log = ctx.t("default", "reactions")
     cols = "type, time, userId, entityId, reaction, ownerId"
-    epoch = lambda col: f'floor(extract(epoch FROM {col}))::bigint'  # noqa: E731
+
+    def epoch(col: str) -> str:
+        return f"floor(extract(epoch FROM {col}))::bigint"
+
     # Owner of a reaction whose image is gone: whoever owned it then; any user will do.
     gone = f"1 + (hashint8extended(r.\"imageId\", {ctx.pgx.key('log.gone')}) & 2147483647) % {nu}"
     max_ir = int(ctx.scalar('SELECT coalesce(max("id"), 0) FROM "ImageReaction"'))

@@ -1,0 +1,180 @@
+"""kill -9 at random moments, Ctrl-C, and resume: a whole `metric-backfill run` process at a time.
+
+The backfill runs as a child process that owns its embedded ClickHouse engine (chDB allows one
+engine path per process); the test reads that engine through child.py between runs. Data: the
+seeded generator at a small scale, copied into a fresh engine for every run from one template.
+The target carries the site's insert-fired summing rollup (spec/clickhouse.sql): a double insert
+would show there forever.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_run_safety import TARGETS, rollup_ddl
+
+from metric_backfill._embedded import EmbeddedPostgres, chdb_dsn
+from metric_backfill._target import target_ddl
+
+HERE = Path(__file__).parent
+CUTOFF = "2025-10-01 00:00:00"   # the generator's default cutoff
+SCALE = "0.03"
+
+pytestmark = pytest.mark.skipif(bool(os.environ.get("METRIC_BACKFILL_TEST_CLICKHOUSE_URL")),
+                                reason="the crash tests drive embedded engines in child processes")
+
+
+def child(*args: str) -> Any:
+    out = subprocess.run([sys.executable, str(HERE / "child.py"), *args], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def template(pg_server: EmbeddedPostgres, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    url = pg_server.create_database(f"crash_{uuid.uuid4().hex[:8]}")
+    path = tmp_path_factory.mktemp("crash") / "template"
+    child("generate", url, str(path), SCALE, "7")
+    return url, path
+
+
+def engine_for(template: tuple[str, Path], tmp_path: Path, name: str, shape: str) -> Path:
+    path = tmp_path / name
+    shutil.copytree(template[1], path, symlinks=True)  # chDB links tables relatively into store/
+    table = f"default.{TARGETS[shape][0]}"
+    child("sql", str(path), target_ddl(shape, table), *rollup_ddl("default", shape))
+    return path
+
+
+def command(pg_url: str, path: Path, shape: str) -> list[str]:
+    return [sys.executable, "-m", "metric_backfill", "run", "--pg", pg_url, "--clickhouse", chdb_dsn(path),
+            "--cutoff", CUTOFF, "--table", TARGETS[shape][0], "--target-shape", shape,
+            "--chunk-rows", "1000", "--ch-chunk-rows", "1000", "--publish-slice-rows", "1500", "--concurrency", "2"]
+
+
+def picture(path: Path, shape: str) -> dict[str, Any]:
+    """What a reader sees: the target's rows as a multiset, and the rollup's totals."""
+    table, rollup = TARGETS[shape]
+    final = " FINAL" if shape == "month" else ""
+    rows = child("sql", str(path),
+                 f"SELECT count(), sum(metricValue), sum(cityHash64(entityType, entityId, userId, metricType, metricValue, "
+                 f"createdAt)) FROM default.{table}",
+                 )[0]
+    sums = child("sql", str(path),
+                 f"SELECT count(), sum(cityHash64(entityType, entityId, metricType, t)) FROM (SELECT entityType, entityId, "
+                 f"metricType, sum(total) AS t FROM default.{rollup} GROUP BY ALL HAVING t != 0)")[0]
+    table_sums = child("sql", str(path),
+                       f"SELECT count(), sum(cityHash64(entityType, entityId, metricType, t)) FROM (SELECT entityType, "
+                       f"entityId, metricType, sum(metricValue) AS t FROM default.{table}{final} GROUP BY ALL HAVING t != 0)")[0]
+    return {"rows": rows, "rollup": sums, "table_totals": table_sums}
+
+
+@pytest.mark.parametrize("shape", ["events", "month"])
+def test_killed_five_times_then_resumed_equals_a_clean_run(template: tuple[str, Path], tmp_path: Path, shape: str) -> None:
+    pg_url = template[0]
+    clean = engine_for(template, tmp_path, "clean", shape)
+    done = subprocess.run(command(pg_url, clean, shape), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    want = picture(clean, shape)
+    assert want["rows"][0] > 10_000
+    assert want["rollup"] == want["table_totals"]
+
+    path = engine_for(template, tmp_path, "crashed", shape)
+    rng = random.Random(20261125 + len(shape))
+    kills = 0
+    phases = []
+    for _ in range(12):
+        proc = subprocess.Popen(command(pg_url, path, shape), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(rng.uniform(0.4, 2.2))
+        if proc.poll() is not None:
+            break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kills += 1
+        status = child("sql", str(path), "SELECT status FROM metric_backfill.runs FINAL ORDER BY created_at DESC LIMIT 1")
+        phases.append(status[0][0] if status else "before the first write")
+        if kills == 5:
+            break
+    assert kills == 5, f"the run finished before it could be killed five times ({phases})"
+    resumed = subprocess.run(command(pg_url, path, shape), capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert picture(path, shape) == want, f"killed during {phases}"
+
+    again = subprocess.run(command(pg_url, path, shape), capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "already published" in again.stderr
+    run_id = child("sql", str(path), "SELECT run_id FROM metric_backfill.runs FINAL WHERE status = 'published'")[0][0]
+    republish = subprocess.run([sys.executable, "-m", "metric_backfill", "publish", run_id, "--clickhouse", chdb_dsn(path)],
+                               capture_output=True, text=True, timeout=600)
+    assert republish.returncode == 0 and "published 0 rows now" in republish.stdout
+    assert picture(path, shape) == want
+
+
+def test_ctrl_c_cancels_and_leaves_the_run_resumable(template: tuple[str, Path], tmp_path: Path) -> None:
+    pg_url = template[0]
+    clean = engine_for(template, tmp_path, "clean", "events")
+    assert subprocess.run(command(pg_url, clean, "events"), capture_output=True, timeout=600).returncode == 0
+    want = picture(clean, "events")
+
+    path = engine_for(template, tmp_path, "interrupted", "events")
+    proc = subprocess.Popen(command(pg_url, path, "events"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "run the same command again to resume" in err
+    status = child("sql", str(path), "SELECT status FROM metric_backfill.runs FINAL")
+    assert status and status[0][0] in ("staging", "planned")
+    resumed = subprocess.run(command(pg_url, path, "events"), capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert picture(path, "events") == want
+
+
+SERVER = os.environ.get("METRIC_BACKFILL_TEST_CLICKHOUSE_URL")
+
+
+@pytest.mark.server
+@pytest.mark.skipif(not SERVER, reason="two processes can share a run only through a ClickHouse server "
+                                       "(an embedded engine belongs to one process); set METRIC_BACKFILL_TEST_CLICKHOUSE_URL")
+def test_two_processes_share_one_run_on_a_server(pg_url: str) -> None:  # pragma: no cover - needs a server
+    """Three processes, one run: static partitioning of the chunks; worker 0 publishes."""
+    import clickhouse_connect
+
+    from metric_backfill._generate import generate
+
+    assert SERVER
+    db = f"t_{uuid.uuid4().hex[:8]}"
+    client = clickhouse_connect.get_client(dsn=SERVER)
+    try:
+        generate(pg_url, client, scale=0.02, seed=3, ch_databases={"default": db, "orchestration": db + "_orch"})
+        args = ["--pg", pg_url, "--clickhouse", SERVER, "--cutoff", CUTOFF, "--table", f"{db}.entityMetricEvents",
+                "--state-db", f"{db}_state", "--chunk-rows", "500", "--run-id", "shared",
+                "--ch-table", f"modelVersionEvents={db}.modelVersionEvents", "--ch-table", f"jobs={db}_orch.jobs",
+                "--ch-table", f"resourceCompensations={db}_orch.resourceCompensations",
+                "--ch-table", f"buzz_resource_compensation={db}.buzz_resource_compensation"]
+        procs = [subprocess.Popen([sys.executable, "-m", "metric_backfill", "run", *args, "--worker", f"{k}/3"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for k in (2, 1, 0)]
+        for p in procs:
+            _, err = p.communicate(timeout=600)
+            assert p.returncode == 0, err[-2000:]
+        workers = client.query(f"SELECT DISTINCT worker FROM {db}_state.chunks FINAL WHERE run_id = 'shared'").result_rows
+        assert len({w[0].split("/")[-1] for w in workers}) == 3
+        single = subprocess.run([sys.executable, "-m", "metric_backfill", "run", *args[:-2], "--run-id", "single",
+                                 "--table", f"{db}.single", "--earnings-table", f"{db}.single"],
+                                capture_output=True, text=True, timeout=600)
+        assert single.returncode == 0, single.stderr[-2000:]
+        q = "SELECT count(), sum(metricValue), sum(cityHash64(*)) FROM {}.{}"
+        assert client.query(q.format(db, "entityMetricEvents")).result_rows == client.query(q.format(db, "single")).result_rows
+    finally:
+        for d in (db, db + "_orch", db + "_state"):
+            client.command(f"DROP DATABASE IF EXISTS {d}")
