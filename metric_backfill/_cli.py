@@ -235,8 +235,14 @@ def run(pg_url: str | None, ch_url: str | None, cutoff: str | None, dry_run: boo
             with open(json_file, "w", encoding="utf-8") as f:
                 json.dump({"dry_run": True, "pairs": pairs}, f, indent=2)
         return
-    result = _run.run(cfg, run_id=run_id, stage_only=stage_only, reporter=reporter,
-                      worker=_run.Worker(int(k), int(n)), wait_timeout=wait_timeout)
+    w = _run.Worker(int(k), int(n))
+    embedded = cfg.clickhouse_url.startswith("chdb://")
+    # On the embedded engine the publish runs in its own process (see _publish_detached).
+    result = _run.run(cfg, run_id=run_id, stage_only=stage_only or embedded, reporter=reporter,
+                      worker=w, wait_timeout=wait_timeout)
+    if embedded and not stage_only and w.leader:
+        result.published_rows = _publish_detached(cfg.clickhouse_url, result.run_id, state_db)
+        result.status = "published"
     console.print(pairs_table(f"run {result.run_id}: {result.status}", result.pairs))
     if result.overlap:
         console.print(f"[yellow]overlap recorded ({cfg.on_overlap}): {result.overlap}")
@@ -249,19 +255,66 @@ def run(pg_url: str | None, ch_url: str | None, cutoff: str | None, dry_run: boo
             json.dump(result.to_dict(), f, indent=2, default=str)
 
 
+def _publish_detached(dsn: str, run_id: str, state_db: str) -> int:
+    """Publish a run on the embedded engine from a detached process, and wait for it.
+
+    The embedded engine lives inside the process that uses it: killing that process in the middle
+    of a publish INSERT kills the engine between writing the target's part and its materialized
+    views' parts, and a rollup would miss (or, if redone, double) a slice. A server finishes an
+    insert whatever happens to its client; running the publish in its own session gives the
+    embedded engine the same property: Ctrl-C or kill -9 of this command leaves it to finish.
+    """
+    import subprocess
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from ._errors import Cancelled, TerminalError
+
+    log = Path(tempfile.gettempdir()) / f"metric-backfill-publish-{run_id}.log"
+    out = log.with_suffix(".json")
+    out.unlink(missing_ok=True)
+    with open(log, "wb") as f:
+        proc = subprocess.Popen([sys.executable, "-m", "metric_backfill", "publish", run_id, "--clickhouse", dsn,
+                                 "--state-db", state_db, "--here", "--json", str(out)],
+                                stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        while proc.poll() is None:
+            time.sleep(0.1)
+    except KeyboardInterrupt:
+        raise Cancelled(f"interrupted; the publish goes on in process {proc.pid} (it must not stop halfway): "
+                        "run the same command again to see it through") from None
+    if proc.returncode != 0:
+        lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+        message = next((ln.split("error:", 1)[1].strip() for ln in reversed(lines) if "error:" in ln),
+                       lines[-1] if lines else f"exit code {proc.returncode}")
+        err = TerminalError(f"publishing run {run_id} failed: {message} (log: {log})")
+        err.exit_code = proc.returncode if proc.returncode in (2, 3) else 3
+        raise err
+    return int(json.loads(out.read_text())["published_rows"])
+
+
 @cli.command()
 @click.argument("run_id")
 @ch_option
 @state_option
+@click.option("--here", is_flag=True, hidden=True, help="Publish in this process (the detached publisher itself).")
+@click.option("--json", "json_file", type=click.Path(dir_okay=False), hidden=True)
 @_guard
-def publish(run_id: str, ch_url: str | None, state_db: str) -> None:
+def publish(run_id: str, ch_url: str | None, state_db: str, here: bool, json_file: str | None) -> None:
     """Publish a staged run into its target(s). Publishing twice changes nothing."""
     from . import _run
     from ._clickhouse import check_dsn
     from ._ui import ConsoleReporter
 
-    n = _run.publish_run(check_dsn(ch_url or ""), run_id, state_database=state_db,
-                         reporter=ConsoleReporter(err_console))
+    dsn = check_dsn(ch_url or "")
+    if dsn.startswith("chdb://") and not here:
+        n = _publish_detached(dsn, run_id, state_db)
+    else:
+        n = _run.publish_run(dsn, run_id, state_database=state_db, reporter=ConsoleReporter(err_console, quiet=here))
+    if json_file:
+        with open(json_file, "w", encoding="utf-8") as f:
+            json.dump({"run_id": run_id, "published_rows": n}, f)
     console.print(f"run {run_id}: published {n:,} rows now" + (" (nothing left to publish)" if n == 0 else ""))
 
 

@@ -185,12 +185,69 @@ class BodyFeed:
             raise translate(exc, "querying streamed rows") from exc
 
 
+def engine_holder(path: str) -> str | None:
+    """The process holding the embedded engine at `path` (its status file lock), if any."""
+    import fcntl
+
+    status = os.path.join(path, "status")
+    if not os.path.exists(status):
+        return None
+    with open(status, "rb") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            text = f.read().decode(errors="replace")
+            pid = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("PID:")), "?")
+            return pid
+        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    return None
+
+
+def wait_for_engine(path: str, timeout: float, on_wait: Callable[[str], None] | None) -> None:
+    """An embedded engine belongs to one process at a time: wait while another one (e.g. a publisher
+    left finishing by an interrupted run) holds it."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    told = False
+    while (pid := engine_holder(path)) is not None and pid != str(os.getpid()):
+        if time.monotonic() > deadline:
+            raise TargetError(f"the embedded ClickHouse at {path} is in use by another process (pid {pid}): "
+                              "wait for it to finish or stop it, then run the command again")
+        if on_wait and not told:
+            on_wait(f"the embedded ClickHouse at {path} is in use by process {pid}; waiting for it to finish")
+            told = True
+        time.sleep(0.5)
+
+
+def open_embedded(dsn: str, lock_wait: float, on_wait: Callable[[str], None] | None, **kwargs: Any) -> Any:
+    """A clickhouse-connect client on the embedded engine, waiting while another process holds it
+    (checking first and retrying after a failed open: the holder may have just taken it)."""
+    import time
+
+    import clickhouse_connect
+
+    path = dsn[len("chdb://"):]
+    deadline = time.monotonic() + lock_wait
+    while True:
+        wait_for_engine(path, max(0.0, deadline - time.monotonic()), on_wait)
+        try:
+            return clickhouse_connect.get_client(dsn=dsn, **kwargs)
+        except Exception:
+            if engine_holder(path) is None or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 class ClickHouse:
     """The tool's handle on one ClickHouse (embedded or server); safe to share across threads."""
 
-    def __init__(self, dsn: str, *, spool_dir: str | None = None, connect_timeout: int = 10) -> None:
+    def __init__(self, dsn: str, *, spool_dir: str | None = None, connect_timeout: int = 10,
+                 lock_wait: float = 600.0, on_wait: Callable[[str], None] | None = None) -> None:
         self.dsn = check_dsn(dsn)
         self.embedded = dsn.startswith("chdb://")
+        self._lock_wait = lock_wait
+        self._on_wait = on_wait
         self._local = threading.local()
         self._clients: list[Any] = []
         self._lock = threading.Lock()
@@ -215,7 +272,10 @@ class ClickHouse:
                 kwargs: dict[str, Any] = {} if self.embedded else {
                     "connect_timeout": self._connect_timeout, "send_receive_timeout": 3600,
                     "autogenerate_session_id": False}
-                c = clickhouse_connect.get_client(dsn=self.dsn, settings=dict(SESSION_SETTINGS), **kwargs)
+                if self.embedded:
+                    c = open_embedded(self.dsn, self._lock_wait, self._on_wait, settings=dict(SESSION_SETTINGS))
+                else:
+                    c = clickhouse_connect.get_client(dsn=self.dsn, settings=dict(SESSION_SETTINGS), **kwargs)
             except Exception as exc:  # noqa: BLE001
                 err = translate(exc, f"connecting to {self.redacted_dsn()}")
                 if isinstance(err, TransientError):

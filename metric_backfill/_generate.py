@@ -1138,7 +1138,8 @@ def _threads_and_comments(ctx: _Ctx) -> None:
                     FROM generate_series(1, {few(THREAD_QUESTION)}) g
           UNION ALL SELECT 'clubPost', g, 0, {x.growth(x.u('t.club', 'g'))}
                     FROM generate_series(1, {few(THREAD_CLUB_POST)}) g
-          UNION ALL SELECT 'challenge', g, 0, {x.growth(x.u('t.ch', 'g'))} FROM generate_series(1, {few(THREAD_OTHER)}) g
+          UNION ALL SELECT 'challenge', g, 0, {x.growth(x.u('t.ch', 'g'))}
+                    FROM generate_series(1, {few(THREAD_OTHER)}) g
           UNION ALL SELECT 'model3d', g, 0, {x.growth(x.u('t.m3d', 'g'))} FROM generate_series(1, {few(THREAD_OTHER)}) g
           UNION ALL SELECT 'deleted', g, 0, {x.growth(x.u('t.del', 'g'))}
                     FROM generate_series(1, {few(THREAD_DELETED)}) g
@@ -1260,7 +1261,8 @@ def _buzz_tips(ctx: _Ctx) -> None:
     # (entityType as stored, pick salt, ids, power); Model3D ids point outside this schema.
     per_type = (("Image", "image", N["Image"], 3.0), ("Model", "model", N["Model"], 3.0),
                 ("Post", "post", N["Post"], 3.0), ("Article", "article", N["Article"], 2.5),
-                ("bountyEntry", "bountyEntry", N["BountyEntry"], 2.0), ("ComicProject", "comic", N["ComicProject"], 2.0),
+                ("bountyEntry", "bountyEntry", N["BountyEntry"], 2.0),
+                ("ComicProject", "comic", N["ComicProject"], 2.0),
                 ("ComicChapter", "chapter", N["ComicChapter"], 2.0), ("Model3D", "model3d", 300, 2.0))
     pick_entity = "CASE etype " + " ".join(
         f"WHEN '{t}' THEN {x.pick(salt, cnt, power, 'g')}" for t, salt, cnt, power in per_type) + " END"
@@ -1620,7 +1622,8 @@ def _ch_jobs(ctx: _Ctx) -> None:
                        res = 'dup', [{v('job.v1')}, {v('job.v1')}, {v('job.v2')}],
                        res = 'unknown', [{v('job.v1')}, toInt32({nmv} + 1 + number % 7)],
                        arrayMap(i -> {elem}, range(1 + toUInt8({x.u('job.len', 'number')} * 3.2)))),
-               multiIf(remix = 'none', NULL, remix = 'empty', '', remix = 'img', toString({x.pick('image', ni, 3, 'number')}),
+               multiIf(remix = 'none', NULL, remix = 'empty', '',
+                       remix = 'img', toString({x.pick('image', ni, 3, 'number')}),
                        remix = 'missing', toString({ni} + 1 + number % 50),
                        concat('https://orchestration.example/blob/', lower(hex(cityHash64(number))))),
                if({x.u('job.fee', 'number')} < 0.05, toInt16(10), NULL), {x.u('job.claim', 'number')} * 2,
@@ -1652,7 +1655,8 @@ def _ch_buzz_resource_compensation(ctx: _Ctx) -> None:
     open_from = days - 5  # the last five days are still open (their newest revision is not final)
     missing = x.kinds("brc.missing", n, [("1", Edge(.01, 3))], "0", "number")
     keys = f"""
-        SELECT toDateTime(toDate('{first}') + intDiv(number * {days}, {n}), 'UTC') AS date, intDiv(number * {days}, {n}) AS di,
+        SELECT toDateTime(toDate('{first}') + intDiv(number * {days}, {n}), 'UTC') AS date,
+               intDiv(number * {days}, {n}) AS di,
                if({missing} = 1, toInt32({nmv} + 1 + number % 11), {x.pick('modelVersion', nmv, 2, 'number')}) AS mv,
                1 + cityHash64({x.key('brc.revs')}, number) % 3 AS revs,
                toUInt32(floor(5000 * pow({x.u('brc.total', 'number')}, 3))) AS total
@@ -1669,19 +1673,25 @@ def _ch_buzz_resource_compensation(ctx: _Ctx) -> None:
 
 
 def _ch_resource_compensations(ctx: _Ctx) -> None:
-    """Today's earnings path: fractional amounts per (day, version, accountType, source), split
-    over three separate INSERTs so that several unmerged rows share a key."""
+    """Today's earnings path: fractional amounts per (day, version, accountType, source), each
+    split into 1-3 partial rows spread over three separate INSERTs, so that several unmerged rows
+    share a key and only sum() GROUP BY gives the day's value."""
     x, n, nmv = ctx.chx, ctx.n["ch:resourceCompensations"], ctx.n["ModelVersion"]
     first = (ctx.cutoff - dt.timedelta(days=720)).date()
     days = 720 + HORIZON.days
     missing = x.kinds("rc.missing", n, [("1", Edge(.01, 3))], "0", "number")
+    # combo c: accountType = types[c % 3], source = sources[c / 3]; 1-3 combos per (day, version).
+    types, sources = "['yellow', 'blue', 'green']", "['compensation', 'licenseFee', 'tip']"
+    amount = f"bitShiftRight(cityHash64({x.key('rc.amt')}, number, combo, part), 11) / 9007199254740992.0"
     for batch in range(3):
         ctx.ch_cmd(f"""
-            INSERT INTO {ctx.t('orchestration', 'resourceCompensations')} (date, modelVersionId, accountType, source, amount)
-            SELECT date, mv, ['yellow', 'blue', 'green'][1 + (combo % 3)], ['compensation', 'licenseFee', 'tip'][1 + intDiv(combo, 3)],
-                   floor(64 * 800 * pow(bitShiftRight(cityHash64({x.key('rc.amt')}, number, combo, part), 11) / 9007199254740992.0, 3)) / 64
+            INSERT INTO {ctx.t('orchestration', 'resourceCompensations')}
+                (date, modelVersionId, accountType, source, amount)
+            SELECT date, mv, {types}[1 + (combo % 3)], {sources}[1 + intDiv(combo, 3)],
+                   floor(64 * 800 * pow({amount}, 3)) / 64  -- multiples of 1/64: exact float sums
             FROM (SELECT number, date, mv,
-                         arrayJoin(arraySlice([0, 3, 1, 6], 1, 1 + cityHash64({x.key('rc.combos')}, number) % 3)) AS combo,
+                         arrayJoin(arraySlice([0, 3, 1, 6], 1,
+                                              1 + cityHash64({x.key('rc.combos')}, number) % 3)) AS combo,
                          arrayJoin(range(1 + cityHash64({x.key('rc.parts')}, number, combo) % 3)) AS part
                   FROM (SELECT number, toDate('{first}') + intDiv(number * {days}, {n}) AS date,
                                if({missing} = 1, toInt32({nmv} + 1 + number % 13),
@@ -1707,7 +1717,8 @@ def _ch_reactions_log(ctx: _Ctx) -> None:
     created = epoch('r."createdAt"')
     _transfer(ctx, log, cols,
               f"SELECT 'Image_Create', {created}, r.\"userId\", r.\"imageId\", r.\"reaction\", "
-              f"coalesce(i.\"userId\", {gone}) FROM \"ImageReaction\" r LEFT JOIN \"Image\" i ON i.\"id\" = r.\"imageId\"",
+              f"coalesce(i.\"userId\", {gone}) "
+              f"FROM \"ImageReaction\" r LEFT JOIN \"Image\" i ON i.\"id\" = r.\"imageId\"",
               id_range=('r."id"', max_ir))
     _transfer(ctx, log, cols,
               f"SELECT 'Article_Create', {created}, r.\"userId\", r.\"articleId\", r.\"reaction\", "
@@ -1788,11 +1799,13 @@ def _metrics(ctx: _Ctx) -> None:
           SELECT modelVersionId, toInt64(uniqMerge(users_state)) AS d, toInt64(0) AS g, toInt64(0) AS e
           FROM {ctx.t('default', 'daily_downloads_unique')} GROUP BY modelVersionId
           UNION ALL
-          SELECT modelVersionId, 0, toInt64(sum(count)), 0 FROM {ctx.t('orchestration', 'daily_resource_generation_counts')}
+          SELECT modelVersionId, 0, toInt64(sum(count)), 0
+          FROM {ctx.t('orchestration', 'daily_resource_generation_counts')}
           WHERE createdDate <= today() AND count <= 2147483647 AND modelVersionId NOT IN (391999, 424706)
           GROUP BY modelVersionId
           UNION ALL
-          SELECT modelVersionId, 0, 0, toInt64(floor(sum(amount))) FROM {ctx.t('orchestration', 'resourceCompensations')}
+          SELECT modelVersionId, 0, 0, toInt64(floor(sum(amount)))
+          FROM {ctx.t('orchestration', 'resourceCompensations')}
           GROUP BY modelVersionId)
         GROUP BY modelVersionId""")
     _ch_to_pg(ctx, "_gen_ch_user", '"userId" int, reactions bigint', f"""
@@ -1913,7 +1926,8 @@ def _metrics(ctx: _Ctx) -> None:
                tp.c AS "postCount", ta.c AS "articleCount"
         FROM "Tag" t
         LEFT JOIN (SELECT "tagId" AS id, count(*) FILTER (WHERE "type" = 'Follow') AS f,
-                          count(*) FILTER (WHERE "type" = 'Hide') AS h FROM "TagEngagement" GROUP BY 1) te ON te.id = t."id"
+                          count(*) FILTER (WHERE "type" = 'Hide') AS h FROM "TagEngagement" GROUP BY 1) te
+               ON te.id = t."id"
         LEFT JOIN (SELECT "tagId" AS id, count(*) AS c FROM "TagsOnModels" GROUP BY 1) tm ON tm.id = t."id"
         LEFT JOIN (SELECT "tagId" AS id, count(*) AS c FROM "TagsOnPost" GROUP BY 1) tp ON tp.id = t."id"
         LEFT JOIN (SELECT "tagId" AS id, count(*) AS c FROM "TagsOnArticle" GROUP BY 1) ta ON ta.id = t."id"

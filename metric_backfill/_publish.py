@@ -53,19 +53,27 @@ class Slice:
     source_run: str
     """The run whose staged rows the slice is made of."""
     target: Target
-    month: int
+    months: tuple[int, ...]
+    """Target partitions (YYYYMM) the slice covers: one, or several small ones packed together."""
     pairs: tuple[tuple[str, str], ...]
     buckets: int
     bucket: int
     staged_rows: int
+    staged_sum: int
 
     @property
     def key(self) -> str:
         ets = sorted({e for e, _ in self.pairs})
         label = ets[0] if len(ets) == 1 else f"{len(ets)}types"
-        digest = hashlib.sha1(repr(self.pairs).encode()).hexdigest()[:8]
+        span = str(self.months[0]) if len(self.months) == 1 else f"{self.months[0]}-{self.months[-1]}"
+        digest = hashlib.sha1(repr((self.months, self.pairs)).encode()).hexdigest()[:8]
         prefix = "" if self.kind == "publish" else f"{self.kind}:{self.source_run}:"
-        return f"{prefix}{self.month}:{label}:{self.bucket}/{self.buckets}:{digest}"
+        return f"{prefix}{span}:{label}:{self.bucket}/{self.buckets}:{digest}"
+
+    @property
+    def cells(self) -> list[tuple[int, str, str]]:
+        """The (month, entityType, metricType) cells of the slice's scope."""
+        return [(m, e, t) for m in self.months for e, t in self.pairs]
 
 
 def _pairs_sql(pairs: tuple[tuple[str, str], ...] | list[tuple[str, str]]) -> str:
@@ -115,11 +123,20 @@ class Publisher:
 
     def _record(self, sl: Slice, step: str, rows: int, value_sum: int, before: tuple[int, int], token: str,
                 note: str = "") -> None:
-        self.ch.insert(self.ledger(sl.target),
-                       [[self.run_id, sl.target.label, sl.key, sl.kind, sl.source_run, list(sl.pairs), step, rows,
-                         value_sum, before[0], before[1], token, now(), note]],
-                       ["run_id", "target", "slice", "kind", "source_run", "pairs", "step", "rows", "value_sum",
-                        "before_rows", "before_sum", "token", "at", "note"], what="writing the publish ledger")
+        self._record_many([(sl, step, rows, value_sum, before, token, note)])
+
+    def _record_many(self, entries: list[tuple[Slice, str, int, int, tuple[int, int], str, str]]) -> None:
+        by_target: dict[str, list[list[Any]]] = {}
+        targets: dict[str, Target] = {}
+        for sl, step, rows, value_sum, before, token, note in entries:
+            targets[sl.target.label] = sl.target
+            by_target.setdefault(sl.target.label, []).append(
+                [self.run_id, sl.target.label, sl.key, sl.kind, sl.source_run, list(sl.pairs), step, rows,
+                 value_sum, before[0], before[1], token, now(), note])
+        for label, rows in by_target.items():
+            self.ch.insert(self.ledger(targets[label]), rows,
+                           ["run_id", "target", "slice", "kind", "source_run", "pairs", "step", "rows", "value_sum",
+                            "before_rows", "before_sum", "token", "at", "note"], what="writing the publish ledger")
 
     # -- slices ------------------------------------------------------------------------------
     def _staged_where(self, run_id: str) -> str:
@@ -128,47 +145,80 @@ class Publisher:
 
     def plan_slices(self, kind: str = "publish", source_run: str | None = None,
                     only_pairs: list[str] | None = None) -> list[Slice]:
+        """Cut a run's staged rows into slices of at most slice_rows rows, in target-partition order.
+
+        Small consecutive months are packed into one slice (per-statement overhead dominates
+        small inserts); a month above slice_rows gets slices of its own, by entityType, and a big
+        entityType is split by entityId hash. Pre-aggregation keys never cross a month, an
+        entityType or an entityId, so every slice holds whole keys (T4). Slice scopes are
+        disjoint: a slice's rows land in no other slice's scope."""
         source_run = source_run or self.run_id
         pair_filter = ""
         if only_pairs is not None:
             if not only_pairs:
                 return []
             pair_filter = f" AND (entityType, metricType) IN ({_pairs_sql([tuple(p.split('.', 1)) for p in only_pairs])})"  # type: ignore[misc]
-        rows = self.ch.query(f"SELECT toYYYYMM(createdAt) AS m, entityType, metricType, count() "
+        rows = self.ch.query(f"SELECT toYYYYMM(createdAt) AS m, entityType, metricType, count(), sum(metricValue) "
                              f"FROM {self.state.t('staging')} WHERE {self._staged_where(source_run)}{pair_filter} "
                              "GROUP BY m, entityType, metricType ORDER BY m, entityType, metricType",
                              what="sizing the publish")
-        groups: dict[tuple[str, int], dict[str, list[tuple[str, int]]]] = {}
-        for m, et, mt, n in rows:
+        cells: dict[str, dict[int, dict[tuple[str, str], tuple[int, int]]]] = {}
+        for m, et, mt, n, vs in rows:
             target = self.earnings if mt == "earnedAmount" else self.main
-            groups.setdefault((target.label, int(m)), {}).setdefault(str(et), []).append((str(mt), int(n)))
+            cells.setdefault(target.label, {}).setdefault(int(m), {})[(str(et), str(mt))] = (int(n), int(vs))
+        sign = -1 if kind == "withdraw" else 1
         slices: list[Slice] = []
-        for (label, month), by_type in sorted(groups.items()):
+        for label, by_month in sorted(cells.items()):
             target = self.main if label == self.main.label else self.earnings
-            # Pack whole entity types into slices up to slice_rows; split a big one by entityId hash.
-            # Pre-aggregation keys never cross an entity type or an entityId, so each slice holds
-            # whole keys (T4).
-            pending: list[tuple[str, str]] = []
-            pending_rows = 0
-            for et in sorted(by_type):
-                n = sum(c for _, c in by_type[et])
-                pairs = tuple((et, mt) for mt, _ in by_type[et])
-                if n > self.slice_rows:
-                    k = -(-n // self.slice_rows)
-                    slices.extend(Slice(kind, source_run, target, month, pairs, k, b, n // k) for b in range(k))
+            pending: list[int] = []
+
+            def flush() -> None:
+                if pending:
+                    pairs = tuple(sorted({p for m in pending for p in by_month[m]}))
+                    n = sum(c[0] for m in pending for c in by_month[m].values())
+                    vs = sum(c[1] for m in pending for c in by_month[m].values())
+                    slices.append(Slice(kind, source_run, target, tuple(pending), pairs, 1, 0, n, sign * vs))
+                    pending.clear()
+
+            for month in sorted(by_month):
+                month_rows = sum(c[0] for c in by_month[month].values())
+                if month_rows <= self.slice_rows:
+                    if sum(c[0] for m in pending for c in by_month[m].values()) + month_rows > self.slice_rows:
+                        flush()
+                    pending.append(month)
                     continue
-                if pending and pending_rows + n > self.slice_rows:
-                    slices.append(Slice(kind, source_run, target, month, tuple(pending), 1, 0, pending_rows))
-                    pending, pending_rows = [], 0
-                pending.extend(pairs)
-                pending_rows += n
-            if pending:
-                slices.append(Slice(kind, source_run, target, month, tuple(pending), 1, 0, pending_rows))
+                flush()
+                slices.extend(self._split_month(kind, source_run, target, month, by_month[month], sign))
+            flush()
         return slices
+
+    def _split_month(self, kind: str, source_run: str, target: Target, month: int,
+                     cells: dict[tuple[str, str], tuple[int, int]], sign: int) -> list[Slice]:
+        out: list[Slice] = []
+        by_type: dict[str, list[tuple[str, str]]] = {}
+        for pair in sorted(cells):
+            by_type.setdefault(pair[0], []).append(pair)
+        pending: list[tuple[str, str]] = []
+        for et, pairs in sorted(by_type.items()):
+            n = sum(cells[p][0] for p in pairs)
+            if n > self.slice_rows:
+                k = -(-n // self.slice_rows)
+                out.extend(Slice(kind, source_run, target, (month,), tuple(pairs), k, b, 0, 0) for b in range(k))
+                continue
+            if pending and sum(cells[p][0] for p in pending) + n > self.slice_rows:
+                out.append(Slice(kind, source_run, target, (month,), tuple(pending), 1, 0,
+                                 sum(cells[p][0] for p in pending), sign * sum(cells[p][1] for p in pending)))
+                pending = []
+            pending.extend(pairs)
+        if pending:
+            out.append(Slice(kind, source_run, target, (month,), tuple(pending), 1, 0,
+                             sum(cells[p][0] for p in pending), sign * sum(cells[p][1] for p in pending)))
+        return out
 
     @staticmethod
     def _scope(sl: Slice) -> str:
-        cond = f"toYYYYMM(createdAt) = {sl.month} AND (entityType, metricType) IN ({_pairs_sql(sl.pairs)})"
+        months = ", ".join(str(m) for m in sl.months)
+        cond = f"toYYYYMM(createdAt) IN ({months}) AND (entityType, metricType) IN ({_pairs_sql(sl.pairs)})"
         if sl.buckets > 1:
             cond += f" AND cityHash64(entityId) % {sl.buckets} = {sl.bucket}"
         return cond
@@ -198,80 +248,124 @@ class Publisher:
         return (f"SELECT entityType, entityId, userId, metricType, {sign}toInt32(metricValue) AS v, {ts} AS ts{version}\n"
                 f"FROM {self.state.t('staging')}\nWHERE {self._staged_where(sl.source_run)} AND {self._scope(sl)}")
 
-    def _target_scope(self, sl: Slice) -> tuple[int, int]:
+    def _target_pictures(self, slices: list[Slice]) -> dict[str, tuple[int, int]]:
+        """The target's (count, sum) in each slice's scope now; one grouped query for the
+        unbucketed slices (their scopes are unions of (month, pair) cells), one each otherwise."""
         cutoff = f"toDateTime64({literal(format_ts(self.cutoff))}, 3, 'UTC')"
-        r = self.ch.query(f"SELECT count(), toInt64(sum(metricValue)) FROM {sl.target.name} "
-                          f"WHERE {self._scope(sl)} AND createdAt < {cutoff}", what="measuring the target")[0]
+        out: dict[str, tuple[int, int]] = {}
+        by_target: dict[str, list[Slice]] = {}
+        for sl in slices:
+            if sl.buckets > 1:
+                r = self.ch.query(f"SELECT count(), toInt64(sum(metricValue)) FROM {sl.target.name} "
+                                  f"WHERE {self._scope(sl)} AND createdAt < {cutoff}", what="measuring the target")[0]
+                out[sl.key] = (int(r[0]), int(r[1] or 0))
+            else:
+                by_target.setdefault(sl.target.label, []).append(sl)
+        for group in by_target.values():
+            target = group[0].target
+            months = sorted({m for sl in group for m in sl.months})
+            pairs = sorted({p for sl in group for p in sl.pairs})
+            grid: dict[tuple[int, str, str], tuple[int, int]] = {}
+            for m, et, mt, n, vs in self.ch.query(
+                    f"SELECT toYYYYMM(createdAt) AS m, entityType, metricType, count(), toInt64(sum(metricValue)) "
+                    f"FROM {target.name} WHERE toYYYYMM(createdAt) IN ({', '.join(map(str, months))}) "
+                    f"AND (entityType, metricType) IN ({_pairs_sql(pairs)}) AND createdAt < {cutoff} "
+                    "GROUP BY m, entityType, metricType", what="measuring the target"):
+                grid[(int(m), str(et), str(mt))] = (int(n), int(vs or 0))
+            for sl in group:
+                cells = [grid.get(c, (0, 0)) for c in sl.cells]
+                out[sl.key] = (sum(c[0] for c in cells), sum(c[1] for c in cells))
+        return out
+
+    def _measure(self, sl: Slice) -> tuple[int, int]:
+        """Rows and value sum the slice inserts: known from staging unless rows are aggregated
+        (replacing target, settle rows) or the slice is a hash bucket."""
+        if sl.buckets == 1 and sl.kind != "settle" and not sl.target.replacing:
+            return sl.staged_rows, sl.staged_sum
+        r = self.ch.query(f"SELECT count(), toInt64(sum(v)) FROM ({self.select_sql(sl)})",
+                          what="measuring a publish slice")[0]
         return int(r[0]), int(r[1] or 0)
 
     # -- publish -----------------------------------------------------------------------------
-    def jobs(self) -> list[Slice]:
-        """Every slice of this publish, in the order they must land."""
-        out: list[Slice] = []
-        for old, pairs in sorted(self.withdrawals.items()):
-            out += self.plan_slices("withdraw", old, pairs)
-        out += self.plan_slices()
-        for old, pairs in sorted(self.withdrawals.items()):
-            out += [sl for sl in self.plan_slices("settle", old, pairs) if sl.target.replacing]
-        return out
+    def phases(self) -> list[list[Slice]]:
+        """The slices of this publish, in the order they must land: withdrawals of earlier runs,
+        this run's rows, then settle rows. Within a phase, slice scopes are disjoint."""
+        withdraw = [sl for old, pairs in sorted(self.withdrawals.items())
+                    for sl in self.plan_slices("withdraw", old, pairs)]
+        settle = [sl for old, pairs in sorted(self.withdrawals.items())
+                  for sl in self.plan_slices("settle", old, pairs) if sl.target.replacing]
+        return [p for p in (withdraw, self.plan_slices(), settle) if p]
 
     def publish(self, on_slice: Callable[[Slice, int, str], None] | None = None) -> tuple[int, int]:
-        """Publish every slice not yet done; returns (rows inserted now, slices skipped as done)."""
+        """Publish every slice not yet done; returns (rows inserted now, slices already done)."""
         targets = {self.main.label: self.main, self.earnings.label: self.earnings}
         for t in targets.values():
             self.ensure_ledger(t)
-        entries = {label: self._ledger_entries(t) for label, t in targets.items()}
         inserted = skipped = 0
-        for sl in self.jobs():
-            n = self._publish_slice(sl, entries[sl.target.label].get(sl.key, {}), on_slice)
-            if n is None:
-                skipped += 1
-            else:
-                inserted += n
+        for phase in self.phases():
+            entries = {label: self._ledger_entries(t) for label, t in targets.items()}
+            todo = []
+            for sl in phase:
+                entry = entries[sl.target.label].get(sl.key, {})
+                if "done" in entry:
+                    skipped += 1
+                    if on_slice:
+                        on_slice(sl, 0, "already published")
+                else:
+                    todo.append((sl, entry))
+            if not todo:
+                continue
+            now_pictures = self._target_pictures([sl for sl, _ in todo])
+            started = []
+            for sl, entry in todo:
+                picture = now_pictures[sl.key]
+                if "started" not in entry:
+                    n, vs = self._measure(sl)
+                    if n == 0:  # an empty hash bucket: nothing to insert, nothing to settle later
+                        self._record(sl, "done", 0, 0, picture, self._token(sl), "empty")
+                        continue
+                    started.append((sl, n, vs, picture))
+                    continue
+                r0, v0, b0, s0 = entry["started"]
+                if picture == (b0 + r0, s0 + v0):
+                    self._record(sl, "done", r0, v0, (b0, s0), self._token(sl), "settled after restart: the insert had landed")
+                    if on_slice:
+                        on_slice(sl, 0, "settled: it had landed before the interruption")
+                    continue
+                if picture != (b0, s0):
+                    raise PublishConflict(
+                        f"publish slice {sl.key} of run {self.run_id} into {sl.target.label} was interrupted and the "
+                        f"target now holds {picture[0]} rows in its scope, neither the {b0} before nor the "
+                        f"{b0 + r0} after: inspect {self.ledger(sl.target)} and the target before going on")
+                started.append((sl, r0, v0, (b0, s0)))
+            # Every slice's "before" picture is on record before the first insert of the phase.
+            fresh = [(sl, n, vs, before) for sl, n, vs, before in started if "started" not in entries[sl.target.label].get(sl.key, {})]
+            self._record_many([(sl, "started", n, vs, before, self._token(sl), "") for sl, n, vs, before in fresh])
+            for sl, n, vs, before in started:
+                inserted += self._insert(sl, n, vs, before, on_slice)
         return inserted, skipped
 
-    def _publish_slice(self, sl: Slice, entry: dict[str, Any],
-                       on_slice: Callable[[Slice, int, str], None] | None) -> int | None:
-        token = f"metric-backfill:{self.run_id}:{sl.target.label}:{sl.key}"
-        if "done" in entry:
-            if on_slice:
-                on_slice(sl, 0, "already published")
-            return None
-        cols = "entityType, entityId, userId, metricType, metricValue, createdAt" + \
-               (", version" if sl.target.has_version else "")
-        select = self.select_sql(sl)
-        n, vs = (int(x or 0) for x in self.ch.query(f"SELECT count(), toInt64(sum(v)) FROM ({select})",
-                                                     what="measuring a publish slice")[0])
-        before = self._target_scope(sl)
-        if "started" in entry:
-            r0, v0, b0, s0 = entry["started"]
-            if before == (b0 + r0, s0 + v0):
-                self._record(sl, "done", r0, v0, (b0, s0), token, "settled after restart: the insert had landed")
-                if on_slice:
-                    on_slice(sl, 0, "settled: it had landed before the interruption")
-                return 0
-            if before != (b0, s0):
-                raise PublishConflict(
-                    f"publish slice {sl.key} of run {self.run_id} into {sl.target.label} was interrupted and the "
-                    f"target now holds {before[0]} rows in its scope, neither the {b0} before nor the "
-                    f"{b0 + r0} after: inspect {self.ledger(sl.target)} and the target before going on")
-        if n == 0:
-            self._record(sl, "done", 0, 0, before, token, "empty")
-            return 0
-        self._record(sl, "started", n, vs, before, token)
-        settings = {
-            "async_insert": 0,
-            "insert_deduplicate": 1,
-            "insert_deduplication_token": token,
-            "deduplicate_blocks_in_dependent_materialized_views": 1,
-            # One block: one part per partition, one pass through each materialized view.
-            "min_insert_block_size_rows": n + 1,
-            "min_insert_block_size_bytes": 1 << 40,
-            "max_insert_threads": 1,
-        }
-        self.ch.command(f"INSERT INTO {sl.target.name} ({cols})\n{select}", settings=settings,
-                        what=f"publishing slice {sl.key} into {sl.target.label}")
-        self._record(sl, "done", n, vs, before, token)
+    def _token(self, sl: Slice) -> str:
+        return f"metric-backfill:{self.run_id}:{sl.target.label}:{sl.key}"
+
+    def _insert(self, sl: Slice, n: int, vs: int, before: tuple[int, int],
+                on_slice: Callable[[Slice, int, str], None] | None) -> int:
+        if n:
+            cols = "entityType, entityId, userId, metricType, metricValue, createdAt" + \
+                   (", version" if sl.target.has_version else "")
+            settings = {
+                "async_insert": 0,
+                "insert_deduplicate": 1,
+                "insert_deduplication_token": self._token(sl),
+                "deduplicate_blocks_in_dependent_materialized_views": 1,
+                # One block: one part per partition, one pass through each materialized view.
+                "min_insert_block_size_rows": n + 1,
+                "min_insert_block_size_bytes": 1 << 40,
+                "max_insert_threads": 1,
+            }
+            self.ch.command(f"INSERT INTO {sl.target.name} ({cols})\n{self.select_sql(sl)}", settings=settings,
+                            what=f"publishing slice {sl.key} into {sl.target.label}")
+        self._record(sl, "done", n, vs, before, self._token(sl), "" if n else "empty")
         if on_slice:
-            on_slice(sl, n, sl.kind + "ed" if sl.kind != "settle" else "settled")
+            on_slice(sl, n, {"publish": "published", "withdraw": "withdrawn", "settle": "settled"}[sl.kind])
         return n

@@ -27,6 +27,8 @@ class ConsoleReporter:
         self._tasks: dict[str, TaskID] = {}
         self._rows: dict[str, int] = defaultdict(int)
         self._lock = threading.Lock()
+        self._slices: dict[str, int] = {}
+        self._published = 0
 
     def message(self, text: str) -> None:
         if not self.quiet:
@@ -58,13 +60,18 @@ class ConsoleReporter:
         self.console.print(f"[yellow]retrying {chunk.source} chunk {chunk.chunk_id} after attempt {attempt}: {error}")
 
     def slice_done(self, sl: Slice, rows: int, note: str) -> None:
-        if not self.quiet and not self.console.is_terminal:
-            self.console.print(f"publish {sl.target.label} {sl.key}: {note} ({rows} rows)")
+        with self._lock:
+            self._slices[note] = self._slices.get(note, 0) + 1
+            self._published += rows
 
     def finished(self) -> None:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+        if self._slices and not self.quiet:
+            parts = ", ".join(f"{n} {note}" for note, n in sorted(self._slices.items()))
+            self.console.print(f"publish: {parts} slices; {self._published:,} rows inserted")
+            self._slices.clear()
 
 
 def pairs_table(title: str, pairs: dict[str, dict[str, int]]) -> Table:

@@ -18,19 +18,19 @@ warnings.filterwarnings("ignore")
 
 
 def main(argv: list[str]) -> None:
-    import clickhouse_connect
-
+    from metric_backfill._clickhouse import open_embedded
     from metric_backfill._embedded import chdb_dsn
 
     if argv[0] == "generate":
         from metric_backfill._generate import generate
 
         pg_url, path, scale, seed = argv[1], argv[2], float(argv[3]), int(argv[4])
-        client = clickhouse_connect.get_client(dsn=chdb_dsn(path))
+        client = open_embedded(chdb_dsn(path), 600, None)
         print(json.dumps(generate(pg_url, client, scale=scale, seed=seed)))
         client.close()
     elif argv[0] == "sql":
-        client = clickhouse_connect.get_client(dsn=chdb_dsn(argv[1]), settings={"async_insert": 0})
+        # A publisher left finishing by a killed run may hold the engine: wait for it.
+        client = open_embedded(chdb_dsn(argv[1]), 600, None, settings={"async_insert": 0})
         rows: list[list[object]] = []
         for statement in argv[2:]:
             if statement.lstrip().upper().startswith(("SELECT", "WITH")):

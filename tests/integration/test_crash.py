@@ -96,7 +96,7 @@ def test_killed_five_times_then_resumed_equals_a_clean_run(template: tuple[str, 
     phases = []
     for _ in range(12):
         proc = subprocess.Popen(command(pg_url, path, shape), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(rng.uniform(0.4, 2.2))
+        time.sleep(rng.uniform(0.3, 1.8))
         if proc.poll() is not None:
             break
         proc.send_signal(signal.SIGKILL)
