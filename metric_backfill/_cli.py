@@ -362,6 +362,92 @@ def status(run_id: str | None, ch_url: str | None, state_db: str, as_json: bool)
         ch.close()
 
 
+# -- verify / reconcile ----------------------------------------------------------------------
+
+def _selection_options(fn: F) -> F:
+    for opt in reversed([
+        pg_option, ch_option,
+        click.option("--cutoff", help="The backfill cutoff (UTC 'YYYY-MM-DD HH:MM:SS[.fff]')."),
+        click.option("--table", default="", help="Target table (table or db.table)."),
+        click.option("--earnings-table", default=""),
+        click.option("--only", default="", help="Comma-separated pairs (default: every pair the pipeline emits)."),
+        click.option("--sources", default="", help="Comma-separated source names."),
+        click.option("--earnings-source", type=click.Choice(["resourceCompensations", "buzz_resource_compensation"]),
+                     default="resourceCompensations", show_default=True),
+        click.option("--ch-table", multiple=True, metavar="NAME=DB.TABLE"),
+        state_option,
+    ]):
+        fn = opt(fn)
+    return fn
+
+
+def _report_table(result: Any) -> Table:
+    t = Table(title=f"verify {result.scope} (as of {result.as_of})")
+    for col in ("pair", "entities", "equal", "differing", "Σ|diff|", "expected Σ", "actual Σ", "worst (entity: expected/actual)"):
+        t.add_column(col, justify="left" if col in ("pair", "worst (entity: expected/actual)") else "right")
+    for p in result.report.pairs:
+        worst = ", ".join(f"{w['entityId']}: {w['expected']}/{w['actual']}" for w in p.worst[:3])
+        style = "red" if p.differing else None
+        t.add_row(p.pair, f"{p.entities:,}", f"{p.equal:,}", f"{p.differing:,}", f"{p.abs_diff:,}",
+                  f"{p.expected_total:,}", f"{p.actual_total:,}", worst, style=style)
+    return t
+
+
+def _check_config(pg_url: str | None, ch_url: str | None, cutoff: str | None, state_db: str, kw: dict[str, Any]) -> RunConfig:
+    return build_config(pg_url, ch_url, cutoff, state_database=state_db, **kw)
+
+
+@cli.command()
+@_selection_options
+@click.option("--run", "run_id", default=None, help="Verify a run's staged events (before publishing).")
+@click.option("--target", "target_scope", is_flag=True, help="Verify the target (the default).")
+@click.option("--as-of", default=None, help="Replay the sources up to this UTC instant (default: now). "
+                                            "With no live pipeline writing, pass the cutoff.")
+@click.option("--json", "json_file", type=click.Path(dir_okay=False), help="Write the full report as JSON.")
+@_guard
+def verify(pg_url: str | None, ch_url: str | None, cutoff: str | None, state_db: str, run_id: str | None,
+           target_scope: bool, as_of: str | None, json_file: str | None, **kw: Any) -> None:
+    """Compare per-entity expected totals (from the sources) with ClickHouse; exit 1 on any difference."""
+    from . import _check
+
+    if run_id and target_scope:
+        raise ConfigError("--run and --target are exclusive: verify a run's staging or the target")
+    cfg = _check_config(pg_url, ch_url, cutoff, state_db, kw)
+    result = _check.verify(cfg, run_id=run_id, as_of=parse_cutoff(as_of, "--as-of") if as_of else None)
+    console.print(_report_table(result))
+    n = result.report.differing
+    console.print(f"[green]all {sum(p.entities for p in result.report.pairs):,} entities equal" if n == 0 else
+                  f"[red]{n:,} entities differ over {sum(1 for p in result.report.pairs if p.differing)} pairs")
+    if json_file:
+        with open(json_file, "w", encoding="utf-8") as f:
+            json.dump(result.to_dict(), f, indent=2, default=str)
+    sys.exit(1 if n else 0)
+
+
+@cli.command()
+@_selection_options
+@click.option("--as-of", default=None, help="Replay the sources up to this UTC instant (default: now).")
+@click.option("--correction-version", type=int, default=6, show_default=True,
+              help="`version` of correction rows where the target has that column.")
+@click.option("--json", "json_file", type=click.Path(dir_okay=False))
+@_guard
+def reconcile(pg_url: str | None, ch_url: str | None, cutoff: str | None, state_db: str, as_of: str | None,
+              correction_version: int, json_file: str | None, **kw: Any) -> None:
+    """Write one corrective event (expected − actual, userId −2) per differing entity, exactly once."""
+    from . import _check
+
+    cfg = _check_config(pg_url, ch_url, cutoff, state_db, kw)
+    result = _check.reconcile(cfg, as_of=parse_cutoff(as_of, "--as-of") if as_of else None,
+                              correction_version=correction_version)
+    console.print(_report_table(result))
+    console.print(f"wrote {result.corrections:,} corrections" +
+                  (f" (run {result.reconcile_run})" if result.reconcile_run else "") +
+                  "; verify again to confirm")
+    if json_file:
+        with open(json_file, "w", encoding="utf-8") as f:
+            json.dump(result.to_dict(), f, indent=2, default=str)
+
+
 # -- demo ------------------------------------------------------------------------------------
 
 @cli.command()

@@ -72,19 +72,24 @@ def load_expected(pg: Postgres, ch: ClickHouse, table: str, queries: Sequence[Ex
         snap.close()
 
 
-def compare(ch: ClickHouse, expected_table: str, actual_sql: str, pairs: Sequence[str], *,
-            worst: int = 5) -> VerifyReport:
-    """Join expected and actual per (entityType, entityId, metricType) inside ClickHouse.
-
-    `actual_sql` returns (entityType, entityId, metricType, total)."""
+def joined_sql(expected_table: str, actual_sql: str, pairs: Sequence[str]) -> str:
+    """Per (entityType, entityId, metricType): expected `e` and actual `a` (a full outer join by union)."""
     in_pairs = ", ".join(f"({literal(p.split('.', 1)[0])}, {literal(p.split('.', 1)[1])})" for p in pairs)
-    joined = f"""
+    return f"""
         SELECT entityType, entityId, metricType, sum(e) AS e, sum(a) AS a FROM (
             SELECT entityType, entityId, metricType, total AS e, toInt64(0) AS a FROM {expected_table}
             UNION ALL
             SELECT entityType, entityId, metricType, toInt64(0), toInt64(total) FROM ({actual_sql})
         ) WHERE (entityType, metricType) IN ({in_pairs})
         GROUP BY entityType, entityId, metricType"""
+
+
+def compare(ch: ClickHouse, expected_table: str, actual_sql: str, pairs: Sequence[str], *,
+            worst: int = 5) -> VerifyReport:
+    """Join expected and actual per (entityType, entityId, metricType) inside ClickHouse.
+
+    `actual_sql` returns (entityType, entityId, metricType, total)."""
+    joined = joined_sql(expected_table, actual_sql, pairs)
     rows = ch.query(f"""SELECT entityType, metricType, count(), countIf(e = a), countIf(e != a),
                               sum(abs(e - a)), sum(e), sum(a)
                        FROM ({joined}) GROUP BY entityType, metricType ORDER BY entityType, metricType""",
@@ -103,7 +108,8 @@ def compare(ch: ClickHouse, expected_table: str, actual_sql: str, pairs: Sequenc
 
 def verify_totals(pg: Postgres, ch: ClickHouse, *, queries: Callable[[str], Sequence[ExpectedQuery]], actual_sql: str,
                   pairs: Sequence[str], cutoff: datetime, cutoff_date: date | None,
-                  source_cutoffs: dict[str, datetime] | None = None, scratch_database: str) -> VerifyReport:
+                  source_cutoffs: dict[str, datetime] | None = None, scratch_database: str,
+                  on_joined: Callable[[str], None] | None = None) -> VerifyReport:
     """Expected (from the sources) vs actual (`actual_sql`) per entity, for `pairs`.
 
     `queries(lookup_db)` builds the expected queries reading their lookups from `lookup_db`."""
@@ -117,6 +123,9 @@ def verify_totals(pg: Postgres, ch: ClickHouse, *, queries: Callable[[str], Sequ
                    "ENGINE = MergeTree ORDER BY (entityType, metricType, entityId)", what="creating a scratch table")
         load_expected(pg, ch, table, queries(scratch), cutoff=cutoff, cutoff_date=cutoff_date,
                       source_cutoffs=source_cutoffs or {}, lookup_db=scratch)
-        return compare(ch, table, actual_sql, pairs)
+        report = compare(ch, table, actual_sql, pairs)
+        if on_joined is not None:
+            on_joined(joined_sql(table, actual_sql, pairs))
+        return report
     finally:
         ch.command(f"DROP DATABASE IF EXISTS {quote_ident(scratch)} SYNC", what="dropping the scratch database")
