@@ -149,7 +149,7 @@ def _corrections_writer(ch: ClickHouse, state: StateStore, cfg: RunConfig, targe
         at = as_of - timedelta(milliseconds=1)
         # Staged like a run of its own (lineage: run, source 'reconcile', chunk 0), then published
         # through the ledger: exactly once, resumable, visible to the target's rollups.
-        ch.command(f"INSERT INTO {state.t('staging_in')} (run_id, source, chunk_id, attempt, entityType, entityId, "
+        ch.command(f"INSERT INTO {state.t('staging')} (run_id, source, chunk_id, attempt, entityType, entityId, "
                    f"userId, metricType, metricValue, createdAt, drop_reason)\n"
                    f"SELECT {literal(rid)}, 'reconcile', 0, 1, entityType, entityId, {CORRECTION_USER}, metricType, "
                    f"e - a, toDateTime64({literal(format_ts(at))}, 3, 'UTC'), '' FROM ({joined}) WHERE e != a",

@@ -202,7 +202,7 @@ def build_config(pg_url: str | None, ch_url: str | None, cutoff: str | None, **k
 @click.option("--chunk-rows", type=int, default=500_000, show_default=True, help="Source rows per PostgreSQL chunk.")
 @click.option("--ch-chunk-rows", type=int, default=5_000_000, show_default=True,
               help="Source rows per ClickHouse-sourced chunk (whole days).")
-@click.option("--publish-slice-rows", type=int, default=4_000_000, show_default=True,
+@click.option("--publish-slice-rows", type=int, default=1_000_000, show_default=True,
               help="Largest publish slice (inserted as one block).")
 @click.option("--on-overlap", type=click.Choice(["abort", "skip", "replace", "accept"]), default="abort",
               show_default=True, help="When the target already has rows of a pair before the cutoff.")

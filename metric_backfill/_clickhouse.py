@@ -117,37 +117,73 @@ class RowFeed(Protocol):
 
 
 class FileFeed:
-    """chDB: spool the rows into a file next to the engine and read them with `file()`."""
+    """chDB: stream the rows through a named pipe that `file()` reads while they are produced.
+
+    PostgreSQL's COPY and ClickHouse's parse/fan-out then overlap, and no row touches the disk.
+    A rows iterator that fails part-way closes the pipe early; the statement may then have
+    inserted part of the rows, and the error is raised after it returns — callers write under
+    attempt ids that only count once marked done, so a partial attempt is never read back.
+    """
 
     def __init__(self, ch: "ClickHouse", spool_dir: str) -> None:
         self._ch = ch
         self._dir = spool_dir
 
     @contextmanager
-    def _spool(self, chunks: Iterable[bytes]) -> Iterator[str]:
+    def _pipe(self, chunks: Iterable[bytes]) -> Iterator[str]:
+        import errno
+        import fcntl
+
         path = os.path.join(self._dir, f"rows-{uuid.uuid4().hex}.tsv")
+        os.mkfifo(path, 0o600)
+        finished = threading.Event()
+        failure: list[BaseException] = []
+
+        def pump() -> None:
+            fd = -1
+            try:
+                while fd < 0:  # a non-blocking open fails until the statement opens its end
+                    try:
+                        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+                    except OSError as e:
+                        if e.errno != errno.ENXIO or finished.is_set():
+                            return
+                        finished.wait(0.002)
+                fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+                with os.fdopen(fd, "wb", buffering=1 << 20) as f:
+                    fd = -2
+                    for chunk in chunks:
+                        f.write(chunk)
+            except BrokenPipeError:
+                pass  # the statement stopped reading (it failed): its error is the one to report
+            except BaseException as exc:  # noqa: BLE001
+                failure.append(exc)
+            finally:
+                if fd >= 0:
+                    os.close(fd)
+
+        writer = threading.Thread(target=pump, name="rows-pipe", daemon=True)
+        writer.start()
         try:
-            with open(path, "wb", buffering=1 << 20) as f:
-                for chunk in chunks:
-                    f.write(chunk)
             yield path
         finally:
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
+            finished.set()
+            writer.join()
+            os.unlink(path)
+        if failure:
+            raise failure[0]
 
     def _rows_sql(self, path: str, structure: str) -> str:
         return f"file({literal(path)}, 'TabSeparated', {literal(structure)})"
 
     def run(self, statement: Callable[[str], str], structure: str, chunks: Iterable[bytes],
             settings: dict[str, Any]) -> None:
-        with self._spool(chunks) as path:
+        with self._pipe(chunks) as path:
             self._ch.command(statement(self._rows_sql(path, structure)), settings=settings)
 
     def query(self, statement: Callable[[str], str], structure: str, chunks: Iterable[bytes],
               settings: dict[str, Any]) -> list[tuple[Any, ...]]:
-        with self._spool(chunks) as path:
+        with self._pipe(chunks) as path:
             return self._ch.query(statement(self._rows_sql(path, structure)), settings=settings)
 
 

@@ -104,8 +104,9 @@ class RunConfig:
     """Target source rows per PostgreSQL chunk."""
     ch_chunk_rows: int = 5_000_000
     """Target source rows per ClickHouse-sourced chunk."""
-    publish_slice_rows: int = 4_000_000
-    """Largest publish slice: each slice is inserted as one block (one part per partition)."""
+    publish_slice_rows: int = 1_000_000
+    """Largest publish slice: each slice is inserted as one block (one part per partition), so
+    this bounds the memory of a publish (about 100 bytes a row while the block is sorted)."""
     concurrency: int = 2
     """Chunk workers in this process."""
     on_overlap: Literal["abort", "skip", "replace", "accept"] = "abort"

@@ -124,9 +124,9 @@ class Snapshot:
         return conn
 
     @contextmanager
-    def transaction(self) -> Iterator[psycopg.Connection[Any]]:
+    def transaction(self, conn: psycopg.Connection[Any] | None = None) -> Iterator[psycopg.Connection[Any]]:
         """A REPEATABLE READ READ ONLY transaction on this thread's reader, in the snapshot."""
-        conn = self._reader()
+        conn = conn or self._reader()
         try:
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(self.id)))
@@ -144,7 +144,8 @@ class Snapshot:
         try:
             conn.close()
         finally:
-            self._readers.conn = None
+            if getattr(self._readers, "conn", None) is conn:
+                self._readers.conn = None
 
     def cancel_all(self) -> None:
         """Cancel every in-flight query of this snapshot's readers (Ctrl-C)."""
@@ -167,18 +168,11 @@ class Snapshot:
             self._all.clear()
 
     # -- reads -------------------------------------------------------------------------------
-    def copy(self, query: str, params: dict[str, Any], *, what: str) -> Iterator[bytes]:
-        """Stream COPY (query) TO STDOUT as bytes inside the snapshot. Yields nothing per row to
-        Python beyond the raw buffer; `rowcount` of the last copy is kept in `last_rows`."""
-        with self.transaction() as conn:
-            cur = conn.cursor()
-            try:
-                with cur.copy(sql.SQL("COPY ({}) TO STDOUT").format(sql.SQL(query)), params) as cp:  # type: ignore[arg-type]
-                    for block in cp:
-                        yield block
-                self._readers.last_rows = cur.rowcount
-            except psycopg.Error as exc:
-                raise translate(exc, what) from exc
+    def copy(self, query: str, params: dict[str, Any], *, what: str) -> "CopyStream":
+        """COPY (query) TO STDOUT inside the snapshot, as an iterator of raw byte blocks — no per-row
+        Python objects. The connection is this thread's reader, taken now, so the stream may be
+        consumed by another thread (the pipe into ClickHouse); `rows` holds the row count after."""
+        return CopyStream(self, self._reader(), query, params, what)
 
     @property
     def last_rows(self) -> int:
@@ -191,3 +185,22 @@ class Snapshot:
                 return list(conn.execute(query, params).fetchall())  # type: ignore[arg-type]
             except psycopg.Error as exc:
                 raise translate(exc, what) from exc
+
+
+class CopyStream:
+    """One chunk's COPY output; iterate it once."""
+
+    def __init__(self, snap: Snapshot, conn: psycopg.Connection[Any], query: str, params: dict[str, Any],
+                 what: str) -> None:
+        self._snap, self._conn, self._query, self._params, self._what = snap, conn, query, params, what
+        self.rows = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        with self._snap.transaction(self._conn) as conn:
+            cur = conn.cursor()
+            try:
+                with cur.copy(sql.SQL("COPY ({}) TO STDOUT").format(sql.SQL(self._query)), self._params) as cp:  # type: ignore[arg-type]
+                    yield from cp
+                self.rows = cur.rowcount
+            except psycopg.Error as exc:
+                raise translate(exc, self._what) from exc

@@ -29,6 +29,7 @@ anything else stops with PublishConflict. The `insert_deduplication_token` is a 
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -83,7 +84,7 @@ def _pairs_sql(pairs: tuple[tuple[str, str], ...] | list[tuple[str, str]]) -> st
 class Publisher:
     def __init__(self, ch: ClickHouse, state: StateStore, run_id: str, *, main: Target,
                  earnings: Target | None, cutoff: datetime, version: int, slice_rows: int,
-                 withdrawals: dict[str, list[str]] | None = None) -> None:
+                 withdrawals: dict[str, list[str]] | None = None, concurrency: int = 1) -> None:
         self.ch = ch
         self.state = state
         self.run_id = run_id
@@ -92,6 +93,7 @@ class Publisher:
         self.cutoff = cutoff
         self.version = version
         self.slice_rows = max(1, slice_rows)
+        self.concurrency = max(1, concurrency)
         self.withdrawals = withdrawals or {}
         """earlier run id → pairs of it to withdraw (from the fence, --on-overlap replace)"""
 
@@ -158,10 +160,7 @@ class Publisher:
             if not only_pairs:
                 return []
             pair_filter = f" AND (entityType, metricType) IN ({_pairs_sql([tuple(p.split('.', 1)) for p in only_pairs])})"  # type: ignore[misc]
-        rows = self.ch.query(f"SELECT toYYYYMM(createdAt) AS m, entityType, metricType, count(), sum(metricValue) "
-                             f"FROM {self.state.t('staging')} WHERE {self._staged_where(source_run)}{pair_filter} "
-                             "GROUP BY m, entityType, metricType ORDER BY m, entityType, metricType",
-                             what="sizing the publish")
+        rows = self.state.month_cells(source_run, pair_filter)
         cells: dict[str, dict[int, dict[tuple[str, str], tuple[int, int]]]] = {}
         for m, et, mt, n, vs in rows:
             target = self.earnings if mt == "earnedAmount" else self.main
@@ -341,8 +340,11 @@ class Publisher:
             # Every slice's "before" picture is on record before the first insert of the phase.
             fresh = [(sl, n, vs, before) for sl, n, vs, before in started if "started" not in entries[sl.target.label].get(sl.key, {})]
             self._record_many([(sl, "started", n, vs, before, self._token(sl), "") for sl, n, vs, before in fresh])
-            for sl, n, vs, before in started:
-                inserted += self._insert(sl, n, vs, before, on_slice)
+            # Disjoint scopes and recorded befores make the slices of a phase independent: they
+            # can land in parallel, and each is still settled on its own after a crash.
+            with ThreadPoolExecutor(self.concurrency, thread_name_prefix="publish") as pool:
+                futures = [pool.submit(self._insert, sl, n, vs, before, on_slice) for sl, n, vs, before in started]
+                inserted += sum(f.result() for f in futures)
         return inserted, skipped
 
     def _token(self, sl: Slice) -> str:

@@ -94,7 +94,7 @@ class _Session:
         self.ch.close()
 
 
-def _stage_chunks(stager: ChunkStager, state: StateStore, plan: Plan, todo: list[Chunk], prior: dict[int, int],
+def _stage_chunks(stager: ChunkStager, state: StateStore, plan: Plan, todo: list[Chunk],
                   concurrency: int, reporter: Reporter, snap: Snapshot, worker_label: str) -> None:
     run_id = stager.run_id
     stop = threading.Event()
@@ -102,15 +102,14 @@ def _stage_chunks(stager: ChunkStager, state: StateStore, plan: Plan, todo: list
 
     def one(chunk: Chunk) -> None:
         sp = plan.source(chunk.source)
-        attempt = prior.get(chunk.chunk_id, 0)
+        attempt = 0
 
         def attempt_once() -> int:
             nonlocal attempt
             if stop.is_set():
                 raise Cancelled("stopped")
-            attempt += 1
-            state.write_chunks(run_id, [ChunkState(chunk.chunk_id, chunk.source, chunk.part, chunk.lo, chunk.hi,
-                                                   chunk.est_rows, attempt, "running", 0, me, "", now())])
+            # A fresh random id per attempt: only the attempt recorded as done is ever read back.
+            attempt = secrets.randbits(31) or 1
             return stager.stage(sp, chunk, attempt)
 
         def before_sleep(rs: Any) -> None:
@@ -280,12 +279,10 @@ def _stage_run(s: _Session, cfg: RunConfig, rid: str, fingerprint: str, existing
             main, earn = _targets(s, plan, create=True)
             assert main is not None
             created = existing["created_at"] if existing else now()
-            prior: dict[int, int] = {}
             done: set[int] = set()
             if existing:
                 states = s.state.chunks(rid)
                 plan.chunks = [Chunk(c.chunk_id, c.source, c.part, c.lo, c.hi, c.est_rows) for c in states]
-                prior = {c.chunk_id: c.attempt for c in states}
                 done = {c.chunk_id for c in states if c.status == "done"}
                 manifest = existing["manifest"]
                 if worker.leader:
@@ -304,7 +301,7 @@ def _stage_run(s: _Session, cfg: RunConfig, rid: str, fingerprint: str, existing
             todo = [c for c in plan.chunks if c.chunk_id not in done and worker.owns(c)]
             reporter.planned(plan, todo)
             stager = ChunkStager(rid, s.state, s.ch, snap, cfg.ch_tables)
-            _stage_chunks(stager, s.state, plan, todo, prior, cfg.concurrency, reporter, snap,
+            _stage_chunks(stager, s.state, plan, todo, cfg.concurrency, reporter, snap,
                           f"w{worker.index}of{worker.count}")
         finally:
             snap.close()
@@ -332,7 +329,7 @@ def _publish(s: _Session, rid: str, reporter: Reporter) -> int:
             old_cfg = old_info["config"]
             cutoffs += [parse_cutoff(old_cfg["cutoff"]), *map(parse_cutoff, (old_cfg.get("source_cutoffs") or {}).values())]
     pub = Publisher(s.ch, s.state, rid, main=main, earnings=earn, cutoff=max(cutoffs), version=cfg.backfill_version,
-                    slice_rows=cfg.publish_slice_rows, withdrawals=withdrawals)
+                    slice_rows=cfg.publish_slice_rows, withdrawals=withdrawals, concurrency=cfg.concurrency)
     rows, _skipped = pub.publish(reporter.slice_done)
     for old, pairs in withdrawals.items():
         # Its events are no longer in effect (for these pairs): the same command must plan anew,

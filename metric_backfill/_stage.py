@@ -27,6 +27,10 @@ from ._state import STAGING_COLUMNS, StateStore
 __all__ = ["ChunkStager", "dry_run_counts"]
 
 _ID_BATCH = 50_000
+# Staging blocks of a quarter million lines: the fan-out multiplies rows, and ClickHouse's default
+# squashing (a million rows or 256 MB per block) would let memory follow the chunk size.
+STAGE_SETTINGS = {"max_insert_block_size": 262_144, "min_insert_block_size_rows": 262_144,
+                  "min_insert_block_size_bytes": 64 << 20}
 
 
 def _cutoff_sql(ts: datetime) -> str:
@@ -64,7 +68,7 @@ class ChunkStager:
     def _insert(self, sp: SourcePlan, chunk: Chunk, attempt: int, rows_sql: str) -> str:
         lineage = (f"{literal(self.run_id)}, {literal(sp.source.name)}, {int(chunk.chunk_id)}, {int(attempt)}")
         cols = ", ".join(STAGING_COLUMNS)
-        return (f"INSERT INTO {self.state.t('staging_in')} ({cols})\n"
+        return (f"INSERT INTO {self.state.t('staging')} ({cols})\n"
                 f"SELECT {lineage}, entityType, entityId, userId, metricType, metricValue, createdAt, drop_reason\n"
                 f"FROM (\n{fanout_select(sp.source, rows_sql, _cutoff_sql(sp.cutoff))}\n){_pair_filter(sp)}")
 
@@ -77,8 +81,8 @@ class ChunkStager:
     def _stage_pg(self, sp: SourcePlan, chunk: Chunk, attempt: int) -> int:
         rows = self.snap.copy(sp.query, _pg_params(sp, chunk), what=f"reading {sp.source.name} chunk {chunk.chunk_id}")
         self.ch.feed.run(lambda rows_sql: self._insert(sp, chunk, attempt, rows_sql),
-                         ts_structure(sp.source.columns), rows, settings={})
-        return self.snap.last_rows
+                         ts_structure(sp.source.columns), rows, settings=STAGE_SETTINGS)
+        return rows.rows
 
     def _lookup_keys(self, source: Source, sp: SourcePlan, chunk: Chunk, keys_expr: str) -> list[int]:
         base = Template(source.keys_from).safe_substitute(self.ch_tables)
@@ -109,7 +113,7 @@ class ChunkStager:
             subst[f"lookup_{name}"] = self.state.lookup_sql(literal(self.run_id), chunk.chunk_id, attempt, name)
         rows_sql = "(\n" + Template(sp.query).substitute(subst) + "\n)"
         self.ch.command(self._insert(sp, chunk, attempt, rows_sql), parameters=_ch_params(sp, chunk),
-                        settings=dict(sp.source.settings), what=f"staging {sp.source.name} chunk {chunk.chunk_id}")
+                        settings={**STAGE_SETTINGS, **sp.source.settings}, what=f"staging {sp.source.name} chunk {chunk.chunk_id}")
         return chunk.est_rows
 
 

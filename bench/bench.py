@@ -1,0 +1,307 @@
+"""Benchmark: metric-backfill against the PostgreSQL read ceiling and the seed plan's approach.
+
+One generated dataset per scale (cached under --dir), timed in one run:
+
+  (a) ceiling   COPY of every PostgreSQL source query's rows out of PostgreSQL into nothing (psql, and
+                psycopg's loop), ClickHouse reading the same tables through postgresql(), and the
+                ClickHouse-sourced metrics read inside ClickHouse;
+  (b) baseline  the seed plan's approach: rows into Python, one dict per event, JSONEachRow inserts of
+                1000 events into the same ClickHouse (ImageReaction, the largest source; its events/s
+                rate stands for the whole);
+  (c) the tool  `metric-backfill run` (stage + publish into an empty target) at concurrency 1, 2, 4,
+                each in a fresh process on a fresh copy of the ClickHouse sources.
+
+Prints events/s, the ratios (c)/(a) and (c)/(b), peak RSS of each, and writes a JSON result file.
+
+    .venv/bin/python bench/bench.py                       # scale 5 (about 5M source rows)
+    .venv/bin/python bench/bench.py --scales 1,5,20       # growth: time and memory per scale
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+warnings.filterwarnings("ignore")
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+CUTOFF = "2025-10-01 00:00:00"
+TARGETS = {  # from the issue: 2 cores, embedded ClickHouse
+    "events_per_s": 1_500_000, "vs_ceiling": 1.5, "vs_baseline": 15.0, "rss_growth_mb": 50, "rss_max_mb": 600}
+
+
+def child_python(code: str, *args: str, timeout: float = 7200) -> dict[str, Any]:
+    """Run `code` in a fresh interpreter; it prints one JSON line last. Adds the child's peak RSS."""
+    wrapper = (code + "\nimport json, resource\n"
+               "print(json.dumps({**RESULT, 'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))")
+    out = subprocess.run([sys.executable, "-c", wrapper, *args], capture_output=True, text=True, timeout=timeout,
+                         cwd=HERE.parent)
+    if out.returncode != 0:
+        raise SystemExit(f"benchmark step failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# -- dataset -----------------------------------------------------------------------------------
+
+def dataset(root: Path, scale: float, seed: int) -> tuple[Any, str, Path, dict[str, int]]:
+    from metric_backfill._embedded import EmbeddedPostgres
+
+    pg = EmbeddedPostgres(root / "postgres").start()
+    name = f"bench_{str(scale).replace('.', '_')}_{seed}"
+    template = root / f"ch-{name}"
+    meta = root / f"{name}.json"
+    if meta.exists() and template.exists():
+        return pg, pg.url(name), template, json.loads(meta.read_text())
+    url = pg.create_database(name, drop=True)
+    shutil.rmtree(template, ignore_errors=True)
+    t = time.monotonic()
+    counts = child_python("""
+import sys, warnings; warnings.filterwarnings("ignore")
+from metric_backfill._clickhouse import open_embedded
+from metric_backfill._generate import generate
+c = open_embedded("chdb://" + sys.argv[2], 60, None)
+RESULT = {"counts": generate(sys.argv[1], c, scale=float(sys.argv[3]), seed=int(sys.argv[4]))}
+c.close()
+""", url, str(template), str(scale), str(seed))["counts"]
+    print(f"  generated scale {scale} in {time.monotonic() - t:.0f}s", flush=True)
+    meta.write_text(json.dumps(counts))
+    return pg, url, template, counts
+
+
+def fresh_engine(template: Path, root: Path, label: str) -> Path:
+    path = root / f"work-{label}"
+    shutil.rmtree(path, ignore_errors=True)
+    shutil.copytree(template, path, symlinks=True)  # chDB links tables relatively into store/
+    return path
+
+
+# -- (a) ceiling ------------------------------------------------------------------------------
+
+def ceiling(pg: Any, url: str, engine: Path) -> dict[str, Any]:
+    from metric_backfill._catalog import CATALOG
+    from metric_backfill._config import RunConfig, parse_cutoff
+    from metric_backfill._plan import select_pairs
+
+    cfg = RunConfig(pg_url=url, clickhouse_url="chdb:///unused", cutoff=parse_cutoff(CUTOFF))
+    selected = select_pairs(cfg, [])
+    pg_sources = [s for s in CATALOG if s.engine == "pg" and s.name in selected]
+    psql = Path(__import__("pgserver._commands", fromlist=["x"]).POSTGRES_BIN_PATH) / "psql"
+    queries = []
+    for s in pg_sources:
+        q = s.query.replace("$read_len", "0")
+        q = (q.replace("%(lo)s", "-2147483648").replace("%(hi)s", "2147483647")
+              .replace("%(cutoff)s", f"'{CUTOFF}'::timestamp(3)").replace("%(null_ts)s", "'1970-01-01'::timestamp(3)"))
+        if "%(etype)s" in q:
+            q = q.replace('bt."entityType" = %(etype)s', "true")
+        queries.append((s.name, q))
+    t = time.monotonic()
+    rows = 0
+    for _name, q in queries:
+        out = subprocess.run([str(psql), url, "-X", "-q", "-c", f"COPY ({q}) TO STDOUT"], stdout=subprocess.PIPE,
+                             check=True)
+        rows += out.stdout.count(b"\n")
+    psql_s = time.monotonic() - t
+
+    loop = child_python("""
+import sys, time, psycopg, warnings; warnings.filterwarnings("ignore")
+queries = __import__("json").loads(sys.argv[2])
+t = time.monotonic(); n = 0
+with psycopg.connect(sys.argv[1]) as c:
+    for q in queries:
+        with c.cursor().copy(f"COPY ({q}) TO STDOUT") as cp:
+            for b in cp: n += 1
+RESULT = {"seconds": time.monotonic() - t, "rows": n}
+""", url, json.dumps([q for _, q in queries]))
+
+    ch_read = child_python("""
+import sys, time, warnings; warnings.filterwarnings("ignore")
+from metric_backfill._clickhouse import open_embedded
+c = open_embedded("chdb://" + sys.argv[1], 60, None)
+port, db = sys.argv[2], sys.argv[3]
+tables = ["UserEngagement","ImageReaction","ArticleReaction","BountyEntryReaction","Article","ResourceReview","CollectionItem",
+          "CollectionContributor","Comment","CommentV2","ImageResourceNew","BuzzTip","TagEngagement","BountyEngagement","Bounty",
+          "BountyEntry","BountyBenefactor","Post","ModelVersion"]
+t = time.monotonic(); n = 0
+for tbl in tables:
+    # hashing every column makes ClickHouse fetch all of them
+    n += c.query(f"SELECT count(), sum(cityHash64(*)) FROM postgresql('127.0.0.1:{port}', '{db}', '{tbl}', 'postgres', '')").result_rows[0][0]
+pg_s = time.monotonic() - t
+t = time.monotonic()
+for q in ["SELECT count(), sum(cityHash64(*)) FROM default.modelVersionEvents WHERE type = 'Download'",
+          "SELECT count(), sum(cityHash64(*)) FROM orchestration.jobs",
+          "SELECT count() FROM (SELECT date, modelVersionId, sum(amount) FROM orchestration.resourceCompensations GROUP BY ALL)"]:
+    c.query(q)
+RESULT = {"postgresql_fn_seconds": pg_s, "ch_sources_seconds": time.monotonic() - t}
+c.close()
+""", str(engine), str(pg.port), url.rsplit("/", 1)[1])
+    return {"rows": rows, "psql_copy_seconds": psql_s, "psycopg_copy_seconds": loop["seconds"],
+            "psycopg_peak_rss_mb": loop["peak_rss_mb"], "clickhouse_postgresql_fn_seconds": ch_read["postgresql_fn_seconds"],
+            "clickhouse_sources_seconds": ch_read["ch_sources_seconds"],
+            # The ceiling for the whole job: read every PostgreSQL source (the fastest of the two
+            # readers) plus the ClickHouse-sourced metrics, which never leave ClickHouse.
+            "seconds": min(psql_s, ch_read["postgresql_fn_seconds"]) + ch_read["ch_sources_seconds"]}
+
+
+# -- (b) baseline -----------------------------------------------------------------------------
+
+BASELINE = """
+import sys, time, json, psycopg, warnings; warnings.filterwarnings("ignore")
+from metric_backfill._clickhouse import open_embedded
+c = open_embedded("chdb://" + sys.argv[2], 60, None)
+c.command("CREATE TABLE IF NOT EXISTS default.baseline (entityType LowCardinality(String), entityId Int32, userId Int32, "
+          "metricType LowCardinality(String), metricValue Int32, createdAt DateTime64(3)) ENGINE = MergeTree "
+          "ORDER BY (entityType, entityId, createdAt)")
+limit = int(sys.argv[3])
+t = time.monotonic(); events = 0; batch = []
+def flush():
+    global batch
+    c.raw_insert("default.baseline", insert_block="\\n".join(json.dumps(e) for e in batch), fmt="JSONEachRow",
+                 settings={"async_insert": 0})
+    batch = []
+with psycopg.connect(sys.argv[1]) as pg:
+    cur = pg.cursor(name="rows")
+    cur.execute('SELECT r."id", r."imageId", r."userId", r."reaction"::text, r."createdAt", i."postId", i."userId" '
+                'FROM "ImageReaction" r LEFT JOIN "Image" i ON i."id" = r."imageId" WHERE r."createdAt" < %s LIMIT %s',
+                (sys.argv[4], limit))
+    for rid, image, user, reaction, ts, post, owner in cur:
+        created = ts.isoformat(sep=" ", timespec="milliseconds")
+        evs = [{"entityType": "Image", "entityId": image, "userId": user, "metricType": reaction, "metricValue": 1, "createdAt": created}]
+        if post is not None:
+            evs.append({"entityType": "Post", "entityId": post, "userId": user, "metricType": reaction, "metricValue": 1, "createdAt": created})
+            evs.append({"entityType": "Post", "entityId": post, "userId": user, "metricType": "reactionCount", "metricValue": 1, "createdAt": created})
+        if owner is not None:
+            evs.append({"entityType": "User", "entityId": owner, "userId": user, "metricType": "reactionCount", "metricValue": 1, "createdAt": created})
+        for e in evs:
+            batch.append(e)
+            events += 1
+            if len(batch) == 1000:
+                flush()
+if batch:
+    flush()
+RESULT = {"seconds": time.monotonic() - t, "events": events}
+c.close()
+"""
+
+
+def baseline(url: str, engine: Path, limit: int) -> dict[str, Any]:
+    r = child_python(BASELINE, url, str(engine), str(limit), CUTOFF)
+    r["events_per_s"] = r["events"] / r["seconds"]
+    return r
+
+
+# -- (c) the tool -----------------------------------------------------------------------------
+
+TOOL = """
+import sys, time, warnings; warnings.filterwarnings("ignore")
+from metric_backfill import RunConfig, run
+from metric_backfill._config import parse_cutoff
+t = time.monotonic()
+r = run(RunConfig(pg_url=sys.argv[1], clickhouse_url="chdb://" + sys.argv[2], cutoff=parse_cutoff(sys.argv[3]),
+                  concurrency=int(sys.argv[4]), chunk_rows=int(sys.argv[5])))
+RESULT = {"seconds": time.monotonic() - t, "events": sum(d.get("events", 0) for d in r.pairs.values()),
+          "published_rows": r.published_rows, "status": r.status}
+"""
+
+
+def tool(url: str, engine: Path, concurrency: int, chunk_rows: int) -> dict[str, Any]:
+    r = child_python(TOOL, url, str(engine), CUTOFF, str(concurrency), str(chunk_rows))
+    r["events_per_s"] = r["events"] / r["seconds"]
+    return r
+
+
+# -- main -------------------------------------------------------------------------------------
+
+def run_scale(root: Path, scale: float, seed: int, concurrencies: list[int], baseline_rows: int,
+              chunk_rows: int) -> dict[str, Any]:
+    pg, url, template, counts = dataset(root, scale, seed)
+    from metric_backfill._generate import SOURCE_EVENT_TABLES
+
+    source_rows = sum(v for k, v in counts.items() if k in SOURCE_EVENT_TABLES)
+    print(f"scale {scale}: {source_rows:,} source rows", flush=True)
+    engine = fresh_engine(template, root, "ceiling")
+    a = ceiling(pg, url, engine)
+    print(f"  (a) ceiling: psql COPY {a['psql_copy_seconds']:.1f}s, psycopg COPY {a['psycopg_copy_seconds']:.1f}s, "
+          f"ClickHouse postgresql() {a['clickhouse_postgresql_fn_seconds']:.1f}s, ClickHouse sources "
+          f"{a['clickhouse_sources_seconds']:.1f}s -> {a['seconds']:.1f}s", flush=True)
+    engine = fresh_engine(template, root, "baseline")
+    b = baseline(url, engine, baseline_rows)
+    print(f"  (b) baseline: {b['events']:,} events in {b['seconds']:.1f}s = {b['events_per_s']:,.0f} events/s, "
+          f"peak RSS {b['peak_rss_mb']:.0f} MB", flush=True)
+    c = {}
+    for n in concurrencies:
+        engine = fresh_engine(template, root, f"tool-{n}")
+        r = tool(url, engine, n, chunk_rows)
+        r["vs_ceiling"] = r["seconds"] / a["seconds"]
+        r["vs_baseline"] = r["events_per_s"] / b["events_per_s"]
+        c[str(n)] = r
+        print(f"  (c) concurrency {n}: {r['events']:,} events in {r['seconds']:.1f}s = {r['events_per_s']:,.0f} events/s; "
+              f"{r['vs_ceiling']:.2f}x the ceiling's time, {r['vs_baseline']:.1f}x the baseline; "
+              f"peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
+        shutil.rmtree(engine, ignore_errors=True)
+    pg.stop()
+    return {"scale": scale, "source_rows": source_rows, "ceiling": a, "baseline": b, "tool": c}
+
+
+def verdict(results: list[dict[str, Any]]) -> dict[str, Any]:
+    best = [max(r["tool"].values(), key=lambda x: x["events_per_s"]) for r in results]
+    rss = [max(x["peak_rss_mb"] for x in r["tool"].values()) for r in results]
+    last = results[-1]
+    out = {
+        "events_per_s": best[-1]["events_per_s"], "vs_ceiling": best[-1]["vs_ceiling"],
+        "vs_baseline": best[-1]["vs_baseline"], "peak_rss_mb": max(rss),
+        "rss_growth_mb": rss[-1] - rss[0], "seconds_per_million_rows": [
+            round(b["seconds"] / (r["source_rows"] / 1e6), 2) for b, r in zip(best, results)],
+        "largest_scale": last["scale"],
+    }
+    out["met"] = {
+        "events_per_s >= 1.5M": out["events_per_s"] >= TARGETS["events_per_s"],
+        "time <= 1.5x ceiling": out["vs_ceiling"] <= TARGETS["vs_ceiling"],
+        ">= 15x baseline": out["vs_baseline"] >= TARGETS["vs_baseline"],
+        "peak RSS <= 600 MB": out["peak_rss_mb"] <= TARGETS["rss_max_mb"],
+        "RSS growth <= 50 MB": out["rss_growth_mb"] <= TARGETS["rss_growth_mb"],
+    }
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scales", default="5", help="comma-separated scales (1.0 ≈ 1M source rows)")
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--concurrency", default="1,2,4")
+    ap.add_argument("--chunk-rows", type=int, default=500_000)
+    ap.add_argument("--baseline-rows", type=int, default=300_000, help="ImageReaction rows the baseline processes")
+    ap.add_argument("--dir", default="/tmp/metric-backfill-bench", help="datasets are cached here")
+    ap.add_argument("--out", default=str(HERE / "results" / "latest.json"))
+    args = ap.parse_args()
+    root = Path(args.dir)
+    root.mkdir(parents=True, exist_ok=True)
+    scales = [float(x) for x in args.scales.split(",")]
+    results = [run_scale(root, s, args.seed, [int(x) for x in args.concurrency.split(",")], args.baseline_rows,
+                         args.chunk_rows) for s in scales]
+    v = verdict(results)
+    print("\nverdict (largest scale, best concurrency):")
+    print(f"  {v['events_per_s']:,.0f} events/s; {v['vs_ceiling']:.2f}x the ceiling's time; {v['vs_baseline']:.1f}x the "
+          f"baseline; peak RSS {v['peak_rss_mb']:.0f} MB (growth over scales {v['rss_growth_mb']:+.0f} MB); "
+          f"seconds per million source rows by scale: {v['seconds_per_million_rows']}")
+    for k, ok in v["met"].items():
+        print(f"  {'met ' if ok else 'MISS'}  {k}")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                                                      "platform": platform.platform()},
+                                          "targets": TARGETS, "results": results, "verdict": v}, indent=2))
+    print(f"results written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
