@@ -403,16 +403,30 @@ def _check_config(pg_url: str | None, ch_url: str | None, cutoff: str | None, st
 @click.option("--target", "target_scope", is_flag=True, help="Verify the target (the default).")
 @click.option("--as-of", default=None, help="Replay the sources up to this UTC instant (default: now). "
                                             "With no live pipeline writing, pass the cutoff.")
+@click.option("--against", type=click.Choice(["sources", "processors"]), default="sources", show_default=True,
+              help="sources: expected totals replayed from the sources; processors: the cutover report — how the "
+                   "counters the site shows today (the *Metric tables) change when read from the events, and why.")
+@click.option("--truth-table", multiple=True, metavar="NAME=DB.TABLE",
+              help="Where a truth-support table lives (daily_downloads_unique, daily_resource_generation_counts, reactions).")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False), help="With --against processors: write the HTML report.")
 @click.option("--json", "json_file", type=click.Path(dir_okay=False), help="Write the full report as JSON.")
 @_guard
 def verify(pg_url: str | None, ch_url: str | None, cutoff: str | None, state_db: str, run_id: str | None,
-           target_scope: bool, as_of: str | None, json_file: str | None, **kw: Any) -> None:
-    """Compare per-entity expected totals (from the sources) with ClickHouse; exit 1 on any difference."""
+           target_scope: bool, as_of: str | None, json_file: str | None, against: str, truth_table: tuple[str, ...],
+           html_file: str | None, **kw: Any) -> None:
+    """Compare per-entity expected totals (from the sources) with ClickHouse; exit 1 on any difference.
+
+    With --against processors: the cutover report instead (exit 0; differences are what it explains)."""
     from . import _check
 
     if run_id and target_scope:
         raise ConfigError("--run and --target are exclusive: verify a run's staging or the target")
+    if html_file and against != "processors":
+        raise ConfigError("--html writes the cutover report: add --against processors")
     cfg = _check_config(pg_url, ch_url, cutoff, state_db, kw)
+    if against == "processors":
+        _cutover(cfg, _kv(truth_table, "--truth-table"), json_file, html_file)
+        return
     result = _check.verify(cfg, run_id=run_id, as_of=parse_cutoff(as_of, "--as-of") if as_of else None)
     console.print(_report_table(result))
     n = result.report.differing
@@ -422,6 +436,47 @@ def verify(pg_url: str | None, ch_url: str | None, cutoff: str | None, state_db:
         with open(json_file, "w", encoding="utf-8") as f:
             json.dump(result.to_dict(), f, indent=2, default=str)
     sys.exit(1 if n else 0)
+
+
+def _cutover(cfg: RunConfig, truth_tables: dict[str, str], json_file: str | None, html_file: str | None) -> None:
+    from ._clickhouse import ClickHouse
+    from ._cutover import cutover_report
+    from ._postgres import Postgres
+    from ._report_html import render_html
+    from ._target import resolve_targets
+
+    ch = ClickHouse(cfg.clickhouse_url)
+    try:
+        main, earn, name, _ = resolve_targets(ch, cfg, create=False)
+        if main is None:
+            raise ConfigError(f"target {name[0]}.{name[1]} does not exist: check --table")
+        report = cutover_report(Postgres(cfg.pg_url), ch, target=main.label, cutoff=cfg.cutoff,
+                                pairs=list(cfg.only) or None, scratch_database=cfg.state_database,
+                                ch_tables=cfg.ch_tables, truth_tables=truth_tables or None,
+                                earnings_target=earn.label if earn else None, earnings_source=cfg.earnings_source,
+                                generation_value=cfg.generation_value)
+    finally:
+        ch.close()
+    t = Table(title=f"cutover: displayed (D) → events (N) on {main.label}")
+    for col in ("pair", "entities", "changed", "Σ(N−D)", "Σ|N−D|", "staleness Σ(T−D)", "semantic Σ(N−T)", "main causes"):
+        t.add_column(col, justify="left" if col in ("pair", "main causes") else "right")
+    for p in report.pairs:
+        if p.status != "compared":
+            continue
+        causes = ", ".join(f"{c.cause} {c.amount:+,}" for c in sorted(p.causes, key=lambda c: -abs(c.amount))[:2] if c.amount)
+        t.add_row(p.pair, f"{p.entities:,}", f"{p.changed:,}", f"{p.sum_diff:+,}", f"{p.sum_abs_diff:,}",
+                  f"{p.staleness:+,}", f"{p.semantic:+,}", causes)
+    console.print(t)
+    new = [p.pair for p in report.pairs if p.status == "new"]
+    if new:
+        console.print(f"new counters (no displayed value today): {', '.join(new)}")
+    if json_file:
+        with open(json_file, "w", encoding="utf-8") as f:
+            json.dump(report.to_dict(), f, indent=2, default=str)
+    if html_file:
+        with open(html_file, "w", encoding="utf-8") as f:
+            f.write(render_html(report))
+        console.print(f"HTML report: {html_file}")
 
 
 @cli.command()

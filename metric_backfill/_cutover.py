@@ -1112,6 +1112,8 @@ def cutover_report(pg: Postgres, ch: ClickHouse, *, target: str, cutoff: datetim
     rules as for the run. The scratch database `<scratch_database>_cutover_<token>` is dropped at
     the end.
     """
+    if isinstance(pairs, str) or isinstance(presence_metrics, str):
+        raise ConfigError("pairs and presence_metrics must be sequences of names, not one string")
     cutoff = _naive_utc(cutoff)
     cutoff_date = cutoff.date() if cutoff == datetime(cutoff.year, cutoff.month, cutoff.day) \
         else cutoff.date() + timedelta(days=1)
@@ -1196,6 +1198,7 @@ def cutover_report(pg: Postgres, ch: ClickHouse, *, target: str, cutoff: datetim
         if not s.histogram:
             s.histogram = [(b[0], 0) for b in HISTOGRAM_BINS]
         result.append(s)
-    result.sort(key=lambda x: (x.pair.split(".", 1)[0].lower(), x.status != "compared", x.pair))
+    result.sort(key=lambda x: (x.pair.split(".", 1)[0].lower(), x.pair.split(".", 1)[0], x.status != "compared",
+                               x.pair))
     return CutoverReport(generated_at=generated_at, cutoff=cutoff.strftime("%Y-%m-%d %H:%M:%S"),
                          target=f"{tgt[0]}.{tgt[1]}", pairs=result)
