@@ -511,13 +511,16 @@ def reconcile(pg_url: str | None, ch_url: str | None, cutoff: str | None, state_
               show_default=True, help="Where the embedded PostgreSQL and ClickHouse keep their data.")
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--concurrency", type=int, default=2, show_default=True)
+@click.option("--drift", type=int, default=0, show_default=True, metavar="N",
+              help="Then damage N entity counters in the target, verify, reconcile, verify, and write the cutover "
+                   "report (DIR/cutover.html).")
 @_guard
-def demo(scale: float, directory: str, seed: int, concurrency: int) -> None:
+def demo(scale: float, directory: str, seed: int, concurrency: int, drift: int) -> None:
     """Generate data in an embedded PostgreSQL + ClickHouse, backfill it, and check every total."""
     from ._demo import run_demo
 
     ok = run_demo(scale=scale, directory=directory, seed=seed, concurrency=concurrency, console=console,
-                  err_console=err_console)
+                  err_console=err_console, drift=drift)
     sys.exit(0 if ok else 1)
 
 

@@ -12,6 +12,7 @@ import shutil
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -26,12 +27,35 @@ from ._postgres import Postgres
 from ._run import run
 from ._ui import ConsoleReporter
 from ._verify import verify_totals
+from ._compile import literal
 
 __all__ = ["run_demo"]
 
 
+def seed_drift(ch: ClickHouse, table: str, n: int) -> dict[str, int]:
+    """Damage the target on purpose: a third of `n` entity counters lose their events, a third get
+    them twice, a third get every value altered. Returns the drifted entities per pair."""
+    keys = ch.query(f"SELECT entityType, entityId, metricType FROM {table} GROUP BY ALL HAVING sum(metricValue) != 0 "
+                    f"ORDER BY cityHash64(entityType, entityId, metricType) LIMIT {int(n)}")
+    thirds = [keys[i::3] for i in range(3)]
+
+    def in_list(ks: list[tuple[Any, ...]]) -> str:
+        return ", ".join(f"({literal(str(e))}, {int(i)}, {literal(str(m))})" for e, i, m in ks) or "('', 0, '')"
+
+    cond = "(entityType, entityId, metricType) IN ({})"
+    ch.command(f"DELETE FROM {table} WHERE {cond.format(in_list(thirds[0]))}", what="seeding drift")
+    ch.command(f"INSERT INTO {table} SELECT * FROM {table} WHERE {cond.format(in_list(thirds[1]))}",
+               settings={"async_insert": 0}, what="seeding drift")
+    ch.command(f"ALTER TABLE {table} UPDATE metricValue = metricValue + 1 WHERE {cond.format(in_list(thirds[2]))}",
+               settings={"mutations_sync": 2}, what="seeding drift")
+    out: dict[str, int] = defaultdict(int)
+    for e, _i, m in keys:
+        out[f"{e}.{m}"] += 1
+    return dict(out)
+
+
 def run_demo(*, scale: float, directory: str, seed: int, concurrency: int, console: Console,
-             err_console: Console) -> bool:
+             err_console: Console, drift: int = 0) -> bool:
     root = Path(directory).resolve()
     root.mkdir(parents=True, exist_ok=True)
     ch_path = root / "clickhouse"
@@ -92,7 +116,38 @@ def run_demo(*, scale: float, directory: str, seed: int, concurrency: int, conso
                 console.print(f"[red]{p.pair}: {p.differing} entities differ, e.g. {p.worst[:3]}")
         console.print(("[bold green]zero mismatches[/]" if report.ok else f"[bold red]{report.differing} mismatches[/]")
                       + f" over {len(report.pairs)} pairs; data kept in {root}")
+        ok = report.ok
+        if drift:
+            ok = _drift_round(ch, cfg, target, drift, console, root) and ok
         ch.close()
-        return report.ok
+        return ok
     finally:
         pg_server.stop()
+
+
+def _drift_round(ch: ClickHouse, cfg: RunConfig, target: str, drift: int, console: Console, root: Path) -> bool:
+    """Seeded drift → verify finds exactly it → reconcile → verify clean → the cutover report."""
+    from ._check import reconcile, verify
+    from ._cutover import cutover_report
+    from ._report_html import render_html
+
+    seeded = seed_drift(ch, target, drift)
+    console.print(f"seeded drift in {sum(seeded.values())} entity counters over {len(seeded)} pairs "
+                  "(events deleted, duplicated, altered)")
+    found = verify(cfg, as_of=cfg.cutoff).report
+    got = {p.pair: p.differing for p in found.pairs if p.differing}
+    exact = got == seeded
+    console.print(f"verify: {found.differing} entities differ — " +
+                  ("[green]exactly the seeded ones" if exact else f"[red]expected {seeded}, found {got}"))
+    fixed = reconcile(cfg, as_of=cfg.cutoff)
+    after = verify(cfg, as_of=cfg.cutoff).report
+    console.print(f"reconcile: {fixed.corrections} corrections (userId -2, run {fixed.reconcile_run}); verify: " +
+                  ("[green]clean" if after.ok else f"[red]{after.differing} still differ"))
+    report = cutover_report(Postgres(cfg.pg_url), ch, target="default.entityMetricEvents", cutoff=cfg.cutoff,
+                            scratch_database=cfg.state_database)
+    html = root / "cutover.html"
+    html.write_text(render_html(report), encoding="utf-8")
+    changed = sum(p.changed for p in report.pairs if p.status == "compared")
+    console.print(f"cutover report: {changed:,} displayed counters change over "
+                  f"{sum(1 for p in report.pairs if p.status == 'compared')} pairs → {html}")
+    return exact and after.ok
