@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = [
     "CATALOG",
@@ -147,7 +147,7 @@ class Source:
         return out
 
 
-def _rx(entity: str, eid: str, **kw: str) -> Rule:
+def _rx(entity: str, eid: str, **kw: Any) -> Rule:
     """The reaction line: metricType is the reaction verbatim (Like, never ReactionLike: T8)."""
     return Rule(entity, eid, "userId", Values("reaction", REACTIONS), **kw)
 

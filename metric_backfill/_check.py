@@ -24,7 +24,7 @@ from typing import Any
 
 from ._clickhouse import ClickHouse
 from ._compile import literal
-from ._config import RunConfig, format_ts, parse_cutoff, validate_names
+from ._config import RunConfig, format_ts, validate_names
 from ._errors import ConfigError
 from ._expected import expected_queries
 from ._plan import discover_entity_types, select_pairs
@@ -84,8 +84,7 @@ def _targets(ch: ClickHouse, cfg: RunConfig) -> list[tuple[Target, bool | None]]
     return [(main, False), (earn, True)]
 
 
-def verify(cfg: RunConfig, *, run_id: str | None = None, as_of: datetime | None = None,
-           reconcile_run: str | None = None) -> CheckResult:
+def verify(cfg: RunConfig, *, run_id: str | None = None, as_of: datetime | None = None) -> CheckResult:
     """Compare expected and actual per entity for every selected pair; nothing is written."""
     return _check(cfg, run_id=run_id, as_of=as_of, write=False)
 
@@ -142,8 +141,6 @@ def _check(cfg: RunConfig, *, run_id: str | None, as_of: datetime | None, write:
 def _corrections_writer(ch: ClickHouse, state: StateStore, cfg: RunConfig, targets: list[tuple[Target, bool | None]],
                         as_of: datetime, version: int, result: CheckResult):  # type: ignore[no-untyped-def]
     def write(joined: str) -> None:
-        if not any(p.differing for p in result.report.pairs) and result.report.pairs:
-            pass
         state.ensure()
         rid = "reconcile-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + worker_name().split(":")[-1]
         at = as_of - timedelta(milliseconds=1)
@@ -171,5 +168,3 @@ def _corrections_writer(ch: ClickHouse, state: StateStore, cfg: RunConfig, targe
 
     return write
 
-
-__all__ += ["parse_cutoff"]

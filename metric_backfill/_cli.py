@@ -5,7 +5,6 @@ library, renders. Exit codes: 0 ok, 1 differences found (verify), 2 usage/config
 from __future__ import annotations
 
 import json
-import os
 import sys
 import warnings
 from collections.abc import Callable
@@ -13,7 +12,6 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
-from rich.syntax import Syntax
 from rich.table import Table
 
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
@@ -21,7 +19,7 @@ warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 from ._catalog import BUZZTIP_ENTITY_TYPES  # noqa: E402
 from ._config import CH_TABLES, RunConfig, parse_cutoff, parse_date  # noqa: E402
 from ._describe import describe_catalog, missing_pairs, read_pair_list  # noqa: E402
-from ._errors import BackfillError, ConfigError, redact  # noqa: E402
+from ._errors import BackfillError, ConfigError  # noqa: E402
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -100,7 +98,7 @@ def plan(fmt: str, check_file: str | None, pg_url: str | None) -> None:
     With --pg, BuzzTip entity types are read from the database (SELECT DISTINCT "entityType");
     otherwise the values the site's code writes today are assumed.
     """
-    etypes = BUZZTIP_ENTITY_TYPES
+    etypes: tuple[str, ...] = BUZZTIP_ENTITY_TYPES
     if pg_url:
         from ._plan import discover_entity_types
         from ._postgres import Postgres
@@ -200,7 +198,7 @@ def build_config(pg_url: str | None, ch_url: str | None, cutoff: str | None, **k
 @click.option("--backfill-version", type=int, default=5, show_default=True, help="Written to `version` where it exists.")
 @click.option("--concurrency", type=int, default=2, show_default=True, help="Chunk workers in this process.")
 @click.option("--chunk-rows", type=int, default=500_000, show_default=True, help="Source rows per PostgreSQL chunk.")
-@click.option("--ch-chunk-rows", type=int, default=5_000_000, show_default=True,
+@click.option("--ch-chunk-rows", type=int, default=1_000_000, show_default=True,
               help="Source rows per ClickHouse-sourced chunk (whole days).")
 @click.option("--publish-slice-rows", type=int, default=1_000_000, show_default=True,
               help="Largest publish slice (inserted as one block).")
@@ -534,4 +532,4 @@ def main() -> None:
 if __name__ == "__main__":  # pragma: no cover
     main()
 
-__all__ = ["cli", "main", "redact", "os"]
+__all__ = ["cli", "main"]

@@ -19,13 +19,17 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
-from typing import Any, Iterator, Protocol
+from collections.abc import Iterator
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from ._compile import literal
 from ._errors import BackfillError, ConfigError, TargetError, TransientError, redact
 
 __all__ = ["ClickHouse", "RowFeed", "check_dsn", "quote_ident", "qualified"]
+
+Chunk = bytes | bytearray | memoryview
+"""A block of TabSeparated rows, as COPY hands them over."""
 
 # ClickHouse error codes worth a retry with backoff.
 TRANSIENT_CODES = frozenset({
@@ -76,7 +80,7 @@ def check_dsn(dsn: str) -> str:
         if not parts.hostname:
             raise ConfigError(f"ClickHouse DSN {redact(dsn)!r} has no host: use http(s)://user:pass@host:port/db")
         try:
-            parts.port
+            _ = parts.port  # parsing validates it
         except ValueError:
             raise ConfigError(f"ClickHouse DSN {redact(dsn)!r} has an invalid port") from None
         return dsn
@@ -107,11 +111,11 @@ def translate(exc: BaseException, what: str) -> BackfillError:
 class RowFeed(Protocol):
     """Runs a statement whose FROM clause is a stream of TabSeparated rows made outside ClickHouse."""
 
-    def run(self, statement: Callable[[str], str], structure: str, chunks: Iterable[bytes],
+    def run(self, statement: Callable[[str], str], structure: str, chunks: Iterable[Chunk],
             settings: dict[str, Any]) -> None:
         """`statement(rows_sql)` builds the INSERT … SELECT … FROM rows_sql to execute."""
 
-    def query(self, statement: Callable[[str], str], structure: str, chunks: Iterable[bytes],
+    def query(self, statement: Callable[[str], str], structure: str, chunks: Iterable[Chunk],
               settings: dict[str, Any]) -> list[tuple[Any, ...]]:
         """Like `run`, for a SELECT; returns its rows (used by --dry-run: nothing is written)."""
 
@@ -125,12 +129,12 @@ class FileFeed:
     attempt ids that only count once marked done, so a partial attempt is never read back.
     """
 
-    def __init__(self, ch: "ClickHouse", spool_dir: str) -> None:
+    def __init__(self, ch: ClickHouse, spool_dir: str) -> None:
         self._ch = ch
         self._dir = spool_dir
 
     @contextmanager
-    def _pipe(self, chunks: Iterable[bytes]) -> Iterator[str]:
+    def _pipe(self, chunks: Iterable[Chunk]) -> Iterator[str]:
         import errno
         import fcntl
 
@@ -176,12 +180,12 @@ class FileFeed:
     def _rows_sql(self, path: str, structure: str) -> str:
         return f"file({literal(path)}, 'TabSeparated', {literal(structure)})"
 
-    def run(self, statement: Callable[[str], str], structure: str, chunks: Iterable[bytes],
+    def run(self, statement: Callable[[str], str], structure: str, chunks: Iterable[Chunk],
             settings: dict[str, Any]) -> None:
         with self._pipe(chunks) as path:
             self._ch.command(statement(self._rows_sql(path, structure)), settings=settings)
 
-    def query(self, statement: Callable[[str], str], structure: str, chunks: Iterable[bytes],
+    def query(self, statement: Callable[[str], str], structure: str, chunks: Iterable[Chunk],
               settings: dict[str, Any]) -> list[tuple[Any, ...]]:
         with self._pipe(chunks) as path:
             return self._ch.query(statement(self._rows_sql(path, structure)), settings=settings)
@@ -190,16 +194,17 @@ class FileFeed:
 class BodyFeed:
     """A server: stream the rows as the HTTP request body behind the statement (`input()`)."""
 
-    def __init__(self, ch: "ClickHouse") -> None:
+    def __init__(self, ch: ClickHouse) -> None:
         self._ch = ch
 
-    def run(self, statement: Callable[[str], str], structure: str, chunks: Iterable[bytes],
+    def run(self, statement: Callable[[str], str], structure: str, chunks: Iterable[Chunk],
             settings: dict[str, Any]) -> None:
         sql = statement(f"input({literal(structure)})") + "\nFORMAT TabSeparated\n"
 
         def body() -> Iterator[bytes]:
             yield sql.encode()
-            yield from chunks
+            for chunk in chunks:
+                yield bytes(chunk)
 
         try:
             # With no table, clickhouse-connect sends the block as the whole body: the server
@@ -209,7 +214,7 @@ class BodyFeed:
         except Exception as exc:  # noqa: BLE001
             raise translate(exc, "inserting streamed rows") from exc
 
-    def query(self, statement: Callable[[str], str], structure: str, chunks: Iterable[bytes],
+    def query(self, statement: Callable[[str], str], structure: str, chunks: Iterable[Chunk],
               settings: dict[str, Any]) -> list[tuple[Any, ...]]:
         from clickhouse_connect.driver.external import ExternalData
 
@@ -290,7 +295,7 @@ class ClickHouse:
         self._connect_timeout = connect_timeout
         self.spool_dir = spool_dir or tempfile.mkdtemp(prefix="metric-backfill-")
         self.feed: RowFeed = FileFeed(self, self.spool_dir) if self.embedded else BodyFeed(self)
-        self.client  # connect now: a bad DSN or password fails before anything else happens
+        _ = self.client  # connect now: a bad DSN or password fails before anything else happens
         self.default_database = self._default_database()
 
     def redacted_dsn(self) -> str:

@@ -102,8 +102,8 @@ class RunConfig:
     """ClickHouse database holding staging, run state and lookups."""
     chunk_rows: int = 500_000
     """Target source rows per PostgreSQL chunk."""
-    ch_chunk_rows: int = 5_000_000
-    """Target source rows per ClickHouse-sourced chunk."""
+    ch_chunk_rows: int = 1_000_000
+    """Target source rows per ClickHouse-sourced chunk (whole days; bounds the memory of its joins)."""
     publish_slice_rows: int = 1_000_000
     """Largest publish slice: each slice is inserted as one block (one part per partition), so
     this bounds the memory of a publish (about 100 bytes a row while the block is sorted)."""
@@ -133,7 +133,7 @@ class RunConfig:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     @classmethod
-    def from_public(cls, d: dict[str, object], *, clickhouse_url: str, pg_url: str = "") -> "RunConfig":
+    def from_public(cls, d: dict[str, object], *, clickhouse_url: str, pg_url: str = "") -> RunConfig:
         """Rebuild the configuration a run recorded (its URLs were redacted, so pass them)."""
         kw = {f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d}
         kw["clickhouse_url"] = clickhouse_url

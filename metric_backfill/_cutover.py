@@ -888,9 +888,10 @@ class _Run:
         table = qualified(self.scratch, "ids")
         for name in sorted(names):
             rows = snap.copy(LOOKUPS[name], None, what=f"listing {name} ids")  # type: ignore[arg-type]
-            self.ch.feed.run(lambda rows_sql, name=name: f"INSERT INTO {table} (name, id) SELECT {literal(name)}, id "
-                                                         f"FROM {rows_sql} WHERE id IS NOT NULL",
-                             _PG_ID_STRUCTURE, rows, settings={})
+            def statement(rows_sql: str, name: str = name) -> str:
+                return f"INSERT INTO {table} (name, id) SELECT {literal(name)}, id FROM {rows_sql} WHERE id IS NOT NULL"
+
+            self.ch.feed.run(statement, _PG_ID_STRUCTURE, rows, settings={})
 
     # -- D ---------------------------------------------------------------------------------------
     def load_displayed(self, snap: Snapshot) -> None:

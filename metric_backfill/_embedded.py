@@ -83,7 +83,7 @@ class EmbeddedPostgres:
         if self._run_as:
             shutil.chown(path, self._run_as, self._run_as)
 
-    def start(self) -> "EmbeddedPostgres":
+    def start(self) -> EmbeddedPostgres:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._chown(self.data_dir)
         if self.is_running():
@@ -131,7 +131,7 @@ class EmbeddedPostgres:
         if self.is_running():
             self._cmd([str(_bin("pg_ctl")), "-D", str(self.pgdata), "-m", "fast", "-w", "stop"])
 
-    def __enter__(self) -> "EmbeddedPostgres":
+    def __enter__(self) -> EmbeddedPostgres:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -40,7 +40,7 @@ def check_pg_url(url: str) -> str:
     if parts.scheme not in ("postgresql", "postgres"):
         raise ConfigError(f"PostgreSQL URL {redact(url)!r} must start with postgresql://")
     try:
-        parts.port
+        _ = parts.port  # parsing validates it
     except ValueError:
         raise ConfigError(f"PostgreSQL URL {redact(url)!r} has an invalid port") from None
     return url
@@ -87,7 +87,7 @@ class Postgres:
             raise err from exc
 
     @contextmanager
-    def snapshot(self) -> Iterator["Snapshot"]:
+    def snapshot(self) -> Iterator[Snapshot]:
         """Open a REPEATABLE READ READ ONLY transaction and export its snapshot for the run."""
         conn = self.connect()
         try:
@@ -168,15 +168,11 @@ class Snapshot:
             self._all.clear()
 
     # -- reads -------------------------------------------------------------------------------
-    def copy(self, query: str, params: dict[str, Any], *, what: str) -> "CopyStream":
+    def copy(self, query: str, params: dict[str, Any], *, what: str) -> CopyStream:
         """COPY (query) TO STDOUT inside the snapshot, as an iterator of raw byte blocks — no per-row
         Python objects. The connection is this thread's reader, taken now, so the stream may be
         consumed by another thread (the pipe into ClickHouse); `rows` holds the row count after."""
         return CopyStream(self, self._reader(), query, params, what)
-
-    @property
-    def last_rows(self) -> int:
-        return int(getattr(self._readers, "last_rows", 0) or 0)
 
     def fetch(self, query: str | sql.Composable, params: Sequence[Any] | dict[str, Any] | None = None,
               *, what: str) -> list[tuple[Any, ...]]:
@@ -195,7 +191,7 @@ class CopyStream:
         self._snap, self._conn, self._query, self._params, self._what = snap, conn, query, params, what
         self.rows = 0
 
-    def __iter__(self) -> Iterator[bytes]:
+    def __iter__(self) -> Iterator[bytes | bytearray | memoryview]:
         with self._snap.transaction(self._conn) as conn:
             cur = conn.cursor()
             try:

@@ -135,8 +135,8 @@ class Publisher:
             by_target.setdefault(sl.target.label, []).append(
                 [self.run_id, sl.target.label, sl.key, sl.kind, sl.source_run, list(sl.pairs), step, rows,
                  value_sum, before[0], before[1], token, now(), note])
-        for label, rows in by_target.items():
-            self.ch.insert(self.ledger(targets[label]), rows,
+        for label, ledger_rows in by_target.items():
+            self.ch.insert(self.ledger(targets[label]), ledger_rows,
                            ["run_id", "target", "slice", "kind", "source_run", "pairs", "step", "rows", "value_sum",
                             "before_rows", "before_sum", "token", "at", "note"], what="writing the publish ledger")
 
@@ -170,26 +170,30 @@ class Publisher:
         for label, by_month in sorted(cells.items()):
             target = self.main if label == self.main.label else self.earnings
             pending: list[int] = []
-
-            def flush() -> None:
-                if pending:
-                    pairs = tuple(sorted({p for m in pending for p in by_month[m]}))
-                    n = sum(c[0] for m in pending for c in by_month[m].values())
-                    vs = sum(c[1] for m in pending for c in by_month[m].values())
-                    slices.append(Slice(kind, source_run, target, tuple(pending), pairs, 1, 0, n, sign * vs))
-                    pending.clear()
-
             for month in sorted(by_month):
                 month_rows = sum(c[0] for c in by_month[month].values())
                 if month_rows <= self.slice_rows:
                     if sum(c[0] for m in pending for c in by_month[m].values()) + month_rows > self.slice_rows:
-                        flush()
+                        slices.append(self._packed(kind, source_run, target, pending, by_month, sign))
+                        pending = []
                     pending.append(month)
                     continue
-                flush()
+                if pending:
+                    slices.append(self._packed(kind, source_run, target, pending, by_month, sign))
+                    pending = []
                 slices.extend(self._split_month(kind, source_run, target, month, by_month[month], sign))
-            flush()
+            if pending:
+                slices.append(self._packed(kind, source_run, target, pending, by_month, sign))
         return slices
+
+    @staticmethod
+    def _packed(kind: str, source_run: str, target: Target, months: list[int],
+                by_month: dict[int, dict[tuple[str, str], tuple[int, int]]], sign: int) -> Slice:
+        """Whole small months in one slice."""
+        pairs = tuple(sorted({p for m in months for p in by_month[m]}))
+        n = sum(c[0] for m in months for c in by_month[m].values())
+        vs = sum(c[1] for m in months for c in by_month[m].values())
+        return Slice(kind, source_run, target, tuple(months), pairs, 1, 0, n, sign * vs)
 
     def _split_month(self, kind: str, source_run: str, target: Target, month: int,
                      cells: dict[tuple[str, str], tuple[int, int]], sign: int) -> list[Slice]:
@@ -198,7 +202,7 @@ class Publisher:
         for pair in sorted(cells):
             by_type.setdefault(pair[0], []).append(pair)
         pending: list[tuple[str, str]] = []
-        for et, pairs in sorted(by_type.items()):
+        for _et, pairs in sorted(by_type.items()):
             n = sum(cells[p][0] for p in pairs)
             if n > self.slice_rows:
                 k = -(-n // self.slice_rows)

@@ -15,11 +15,10 @@ from typing import Any, Protocol
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from ._clickhouse import ClickHouse
-from ._compile import literal
-from ._config import RunConfig, format_ts, parse_cutoff, validate_names
-from ._errors import Cancelled, ConfigError, OverlapError, TerminalError, TransientError
+from ._config import RunConfig, parse_cutoff, validate_names
+from ._errors import Cancelled, ConfigError, TerminalError, TransientError
 from ._fence import check_overlap
-from ._plan import Chunk, Plan, SourcePlan, build_plan
+from ._plan import Chunk, Plan, build_plan
 from ._postgres import Postgres, Snapshot
 from ._publish import Publisher, Slice
 from ._stage import ChunkStager, dry_run_counts
@@ -86,9 +85,15 @@ class _Session:
     def __init__(self, cfg: RunConfig, *, needs_pg: bool = True) -> None:
         validate_names(cfg)
         self.cfg = cfg
-        self.pg = Postgres(cfg.pg_url) if needs_pg else None  # type: ignore[assignment]
+        # `publish` needs no PostgreSQL; everything else does (and asks for `pg`).
+        self._pg = Postgres(cfg.pg_url) if needs_pg else None
         self.ch = ClickHouse(cfg.clickhouse_url)
         self.state = StateStore(self.ch, cfg.state_database)
+
+    @property
+    def pg(self) -> Postgres:
+        assert self._pg is not None
+        return self._pg
 
     def close(self) -> None:
         self.ch.close()
@@ -148,7 +153,8 @@ def _stage_chunks(stager: ChunkStager, state: StateStore, plan: Plan, todo: list
         for f in futures:
             f.cancel()
         snap.cancel_all()
-        raise Cancelled("interrupted: in-flight PostgreSQL queries were cancelled; run the same command again to resume")
+        raise Cancelled("interrupted: in-flight PostgreSQL queries were cancelled; "
+                        "run the same command again to resume") from None
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -232,7 +238,7 @@ def run(cfg: RunConfig, *, run_id: str | None = None, stage_only: bool = False, 
         if existing and existing["fingerprint"] != fingerprint:
             raise ConfigError(f"run {resumed_id} was started with different options; "
                               "use the same options or another --run-id")
-        rid = resumed_id if existing else (run_id or new_run_id())
+        rid: str = (resumed_id if existing and resumed_id else None) or run_id or new_run_id()
         result = RunResult(rid, "staging", resumed=existing is not None)
         if existing and existing["status"] == "published":
             # The same command again: its run is complete. Publishing is idempotent, so this is
@@ -356,5 +362,3 @@ def publish_run(clickhouse_url: str, run_id: str, *, state_database: str = "metr
     finally:
         s.close()
 
-
-__all__ += ["OverlapError", "SourcePlan", "format_ts", "literal"]

@@ -11,7 +11,6 @@ anything first and without ever counting a half-written attempt.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date, datetime
 from string import Template
 from typing import Any
@@ -140,5 +139,3 @@ def dry_run_counts(stager: ChunkStager, sp: SourcePlan, chunk: Chunk) -> list[tu
     return stager.ch.query(statement(rows_sql), parameters=_ch_params(sp, chunk),
                            settings={"max_query_size": 1 << 30, **sp.source.settings}, what=f"counting {sp.source.name}")
 
-
-StageFn = Callable[[SourcePlan, Chunk, int], int]

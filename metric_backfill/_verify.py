@@ -66,7 +66,10 @@ def load_expected(pg: Postgres, ch: ClickHouse, table: str, queries: Sequence[Ex
             insert = f"INSERT INTO {table} (entityType, entityId, metricType, total, events)\nSELECT * FROM "
             if q.engine == "pg":
                 rows = snap.copy(q.sql, params, what=f"computing expected totals of {q.source}")
-                ch.feed.run(lambda rows_sql: insert + rows_sql, EXPECTED_STRUCTURE, rows, settings={})
+                def statement(rows_sql: str, insert: str = insert) -> str:
+                    return insert + rows_sql
+
+                ch.feed.run(statement, EXPECTED_STRUCTURE, rows, settings={})
             else:
                 ch.command(insert + f"(\n{q.sql}\n)", parameters=params, what=f"computing expected totals of {q.source}")
         snap.close()
@@ -94,7 +97,8 @@ def compare(ch: ClickHouse, expected_table: str, actual_sql: str, pairs: Sequenc
                               sum(abs(e - a)), sum(e), sum(a)
                        FROM ({joined}) GROUP BY entityType, metricType ORDER BY entityType, metricType""",
                     what="comparing totals")
-    reports = {f"{r[0]}.{r[1]}": PairReport(f"{r[0]}.{r[1]}", *(int(x) for x in r[2:])) for r in rows}
+    reports = {f"{r[0]}.{r[1]}": PairReport(f"{r[0]}.{r[1]}", int(r[2]), int(r[3]), int(r[4]), int(r[5]),
+                                            int(r[6]), int(r[7])) for r in rows}
     if any(p.differing for p in reports.values()):
         for et, eid, mt, e, a in ch.query(
                 f"SELECT entityType, entityId, metricType, e, a FROM ({joined}) WHERE e != a "

@@ -11,8 +11,7 @@ test_crash.py.
 from __future__ import annotations
 
 import re
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -21,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 from sourcedata import CUTOFF, CUTOFF_DATE, ETYPES, SQL_DIR, B, B2, Key, insert_all_scenarios, insert_scenario, pg_exec, ts
 
-from metric_backfill import (ConfigError, OverlapError, RunResult, SourceError, TargetError, TransientError,
+from metric_backfill import (ConfigError, OverlapError, RunResult, SourceError, TransientError,
                              publish_run)
 from metric_backfill._cli import cli
 from metric_backfill._embedded import EmbeddedPostgres

@@ -24,7 +24,7 @@ AT = the cutoff 2025-06-01 (never written).
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
@@ -33,7 +33,6 @@ import pytest
 from sourcedata import (
     CH_SCENARIOS,
     CUTOFF,
-    CUTOFF_DATE,
     PG_SOURCES,
     SCENARIOS,
     B,
@@ -47,7 +46,7 @@ from sourcedata import (
     ts,
 )
 
-from metric_backfill import RunConfig, RunResult, run
+from metric_backfill import RunResult
 
 Row = tuple[str, int, int, str, int, datetime]
 
@@ -687,9 +686,9 @@ def test_null_created_at_uses_table_minimum_even_after_cutoff(engine: Callable[.
                                                               ch_client: Any, ch_db: str) -> None:
     """README §4: NULL createdAt is replayed at the table's minimum createdAt; when that is after the
     cutoff, the rows are not written (same rows as test_expected's test of that name)."""
-    pg_exec(pg, f"""
+    pg_exec(pg, """
     INSERT INTO "CollectionContributor" ("userId", "collectionId", "permissions", "createdAt") VALUES
-        (1, 70, '{{ADD}}', '2025-07-01 00:00:00'), (2, 70, '{{ADD}}', NULL);
+        (1, 70, '{ADD}', '2025-07-01 00:00:00'), (2, 70, '{ADD}', NULL);
     INSERT INTO "CollectionItem" ("id", "collectionId", "addedById", "createdAt") VALUES
         (1, 70, 1, '2025-07-01 00:00:00'), (2, 70, 2, NULL);
     """)
