@@ -467,3 +467,39 @@ def test_unknown_pair(pg: str, ch_dsn: str, ch_client: Any, ch_db: str) -> None:
     code, err = cli_run(pg, ch_dsn, ch_db, "--only", "Image.ReactionLike")
     assert code == 2 and "unknown pair 'Image.ReactionLike'" in err
     assert nothing_written(ch_client, ch_db)
+
+
+# -- dry run and status ----------------------------------------------------------------------------
+
+def test_dry_run_counts_what_a_run_writes_and_writes_nothing(
+        world: Totals, engine: Callable[..., RunResult], pg: str, ch: dict[str, str], ch_client: Any, ch_dsn: str,
+        ch_db: str) -> None:
+    from sourcedata import CUTOFF_DATE as EARNINGS_DAY
+
+    from metric_backfill import RunConfig, dry_run
+
+    cfg = RunConfig(pg_url=pg, clickhouse_url=ch_dsn, cutoff=CUTOFF, earnings_cutoff_date=EARNINGS_DAY,
+                    table=f"{ch_db}.entityMetricEvents", state_database=f"{ch_db}_state", ch_tables=dict(ch))
+    counts = dry_run(cfg)
+    assert nothing_written(ch_client, ch_db)
+    result = engine()
+    assert counts == result.pairs
+    assert sum(d.get("events", 0) for d in counts.values()) == result.published_rows
+
+
+def test_status_reports_chunks_rows_and_events_per_source(world: Totals, engine: Callable[..., RunResult],
+                                                          ch_dsn: str, ch_db: str, pg: str) -> None:
+    from metric_backfill._status import run_status
+
+    result = engine(chunk_rows=2)
+    ch = ClickHouse(ch_dsn)
+    st = run_status(StateStore(ch, f"{ch_db}_state"), result.run_id)
+    ch.close()
+    assert st["status"] == "published"
+    by = {s["source"]: s for s in st["sources"]}
+    assert all(s["done"] == s["total"] > 0 and s["failed"] == 0 and s["eta"] is None for s in by.values())
+    assert sum(s["events"] for s in by.values()) == result.published_rows
+    with psycopg.connect(pg) as conn:
+        reactions = conn.execute('SELECT count(*) FROM "ImageReaction" WHERE "createdAt" < %s', (CUTOFF,)).fetchone()
+    assert by["ImageReaction"]["rows_read"] == reactions[0]  # type: ignore[index]
+    assert by["ImageReaction"]["total"] >= 3                  # two rows per chunk
