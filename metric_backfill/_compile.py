@@ -17,9 +17,6 @@ __all__ = ["EVENT_COLUMNS", "fanout_select", "literal", "ts_structure"]
 # Staging and fan-out column order.
 EVENT_COLUMNS = ("entityType", "entityId", "userId", "metricType", "metricValue", "createdAt", "drop_reason")
 
-# Checked in this order; a line gets the first that applies. Rules add their own (guards).
-DROP_REASONS = ("parent_missing", "user_null_or_0", "entity_null", "ts_after_cutoff")
-
 
 def literal(value: str) -> str:
     """A ClickHouse string literal."""
@@ -40,6 +37,8 @@ def _line(rule: Rule, cutoff_sql: str) -> str:
     eid = f"CAST({rule.entity_id} AS Nullable(Int32))"
     uid = f"CAST({rule.user_id} AS Nullable(Int32))"
     ts = f"CAST({rule.ts} AS DateTime64(3, 'UTC'))"
+    # Drop reasons, checked in this order (a line gets the first that applies): the rule's own
+    # guards and parent lookups, then the live drop rule (user, then entity), then the cutoff.
     checks = [f"NOT ifNull(toBool({cond}), false), {literal(reason)}" for cond, reason in rule.checks()]
     if rule.user_rule:
         checks.append(f"ifNull({uid}, 0) = 0, 'user_null_or_0'")

@@ -13,7 +13,6 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,16 +152,3 @@ class EmbeddedPostgres:
             if not exists:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         return self.url(name)
-
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        import psycopg
-
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with psycopg.connect(self.url(), connect_timeout=2):
-                    return
-            except psycopg.OperationalError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)

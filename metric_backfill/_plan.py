@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from string import Template
 from typing import Any
@@ -345,6 +345,3 @@ def build_plan(cfg: RunConfig, snap: Snapshot, ch: ClickHouse, *, manifest: dict
                 chunks.append(Chunk(len(chunks), sp.source.name, "", lo_s, hi_s, est))
     return Plan(plans, chunks, snap.id, etypes)
 
-
-def chunk_dict(c: Chunk) -> dict[str, Any]:
-    return asdict(c)
