@@ -128,9 +128,14 @@ def test_ctrl_c_cancels_and_leaves_the_run_resumable(template: tuple[str, Path],
 
     path = engine_for(template, tmp_path, "interrupted", "events")
     proc = subprocess.Popen(command(pg_url, path, "events"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(2.0)
+    # Interrupt while chunks are being staged: right after the plan is announced.
+    assert proc.stderr is not None
+    first = proc.stderr.readline()
+    assert first.startswith("planned"), first
+    time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    _, rest = proc.communicate(timeout=120)
+    err = first + rest
     assert proc.returncode == 130, err[-2000:]
     assert "run the same command again to resume" in err
     status = child("sql", str(path), "SELECT status FROM metric_backfill.runs FINAL")
