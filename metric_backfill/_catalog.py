@@ -21,18 +21,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 __all__ = [
     "CATALOG",
+    "EARNINGS_PAIRS",
     "REACTIONS",
     "BUZZTIP_ENTITY_TYPES",
     "ChunkBy",
     "Lookup",
+    "Pair",
     "Rule",
     "Source",
     "Values",
     "pairs_of",
+    "routes_to_earnings_table",
     "source_by_name",
 ]
 
@@ -41,6 +44,27 @@ REACTIONS = ("Like", "Dislike", "Laugh", "Cry", "Heart")
 # replaces this with SELECT DISTINCT "entityType" FROM "BuzzTip".
 BUZZTIP_ENTITY_TYPES = ("Article", "Image", "Model", "Post",
                         "ComicChapter", "ComicProject", "Model3D", "bountyEntry")
+
+
+class Pair(NamedTuple):
+    """A counter: (entityType, metricType). Always a pair of values, never a dotted string to split:
+    BuzzTip's entityType is free text and may itself contain a dot (T7)."""
+
+    entity_type: str
+    metric_type: str
+
+    def __str__(self) -> str:
+        return f"{self.entity_type}.{self.metric_type}"
+
+    @classmethod
+    def parse(cls, text: str) -> Pair:
+        """`Entity.metric` as written on a command line or in a pair list. metricTypes never contain a
+        dot (the catalog checks it), so the split is at the last one: `a.b.tippedCount` is
+        entityType `a.b`."""
+        entity, dot, metric = text.strip().rpartition(".")
+        if not dot or not entity or not metric:
+            raise ValueError(f"{text!r} is not Entity.metricType")
+        return cls(entity, metric)
 
 
 @dataclass(frozen=True)
@@ -134,14 +158,19 @@ class Source:
     """Not selected unless named (Comic.*: README §1)."""
     settings: dict[str, int] = field(default_factory=dict)
     """ClickHouse settings the query needs (join_use_nulls: a missing lookup is NULL, not 0)."""
+    drift: str = ""
+    """Expression that is 1 for a row the live pipeline may have seen updated after the cutoff (a
+    handled update: its live delta is already in the target, README §7); empty: none."""
+    read_final: bool = False
+    """The ClickHouse source table replaces rows (ReplacingMergeTree): plan and read it with FINAL."""
 
-    def pairs(self, dynamic_entity_types: Iterable[str] = BUZZTIP_ENTITY_TYPES) -> list[str]:
+    def pairs(self, dynamic_entity_types: Iterable[str] = BUZZTIP_ENTITY_TYPES) -> list[Pair]:
         dyn = tuple(dynamic_entity_types)
-        out: list[str] = []
+        out: list[Pair] = []
         for rule in self.rules:
             for et in rule.entity_types(dyn):
                 for m in rule.metrics():
-                    pair = f"{et}.{m}"
+                    pair = Pair(et, m)
                     if pair not in out:
                         out.append(pair)
         return out
@@ -261,6 +290,7 @@ WHERE rr."id" >= %(lo)s AND rr."id" < %(hi)s
         for metric in (Values("if(recommended = 1, 'thumbsUpCount', 'thumbsDownCount')",
                               ("thumbsUpCount", "thumbsDownCount")), "ratingCount")
     ),
+    drift="drifted",
     notes="exclude/tosViolation/rating ignored; drifted = updatedAt >= cutoff (possible live flip, T13).",
 )
 
@@ -386,6 +416,7 @@ WHERE bt."entityType" = %(etype)s
         Rule("User", "fromUserId", "fromUserId", metric, value=value, guards=_POSITIVE_TIP)
         for metric, value in (("tipsGivenCount", "1"), ("tipsGivenAmount", "amount"))
     ),
+    drift="drifted",
     notes="entityType verbatim (bountyEntry, ComicProject: T7); current accumulated amount; toUserId 0 kept.",
 )
 
@@ -459,6 +490,7 @@ WHERE bb."bountyId" >= %(lo)s AND bb."bountyId" < %(hi)s
         Rule("BountyEntry", "awardedToId", "userId", "unitAmount", value="unitAmount",
              when="awardedToId IS NOT NULL", ts="award_ts"),
     ),
+    drift="drifted",
     notes="The award line is dated at the award and tested against the cutoff per line; 0 amounts are written.",
 )
 
@@ -480,6 +512,7 @@ WHERE e."userId" >= %(lo)s AND e."userId" < %(hi)s
     optional_columns={"read_len": ("ComicProjectEngagement.readChapters",
                                    'COALESCE(cardinality(e."readChapters"), 0)', "0")},
     default_off=True,
+    drift="drifted",
     notes="Optional: Comic counters are displayed from PostgreSQL. readChapters is production-only.",
 )
 
@@ -597,7 +630,7 @@ _EARNINGS_RULES = (
          when="grain = 'model'", requires="version_found = 1", user_rule=False),
 )
 
-_RC_BASE = '''SELECT date AS day, modelVersionId, toInt32(floor(sum(amount))) AS earned
+_RC_BASE = '''SELECT date AS day, modelVersionId, toInt64(floor(sum(amount))) AS earned
 FROM $resourceCompensations
 WHERE date >= toDate({lo:DateTime64(3, 'UTC')}) AND date < toDate({hi:DateTime64(3, 'UTC')})
   AND date < {cutoff_date:Date}
@@ -629,6 +662,7 @@ BUZZ_RESOURCE_COMPENSATION = Source(
     lookups=(Lookup("version_model", "modelVersionId", _MV_MODEL.pg_sql),),
     keys_from=_BRC_BASE,
     earnings="buzz_resource_compensation",
+    read_final=True,
     base_ts="date",
     notes="Sept-2025 earnings path (FINAL, final = 1); attribution unverified (events.md §23).",
 )
@@ -643,14 +677,27 @@ CATALOG: tuple[Source, ...] = (
 
 
 def source_by_name(name: str) -> Source:
+    """The source named exactly `name` (names are case-sensitive, as everywhere else)."""
     for s in CATALOG:
-        if s.name.lower() == name.lower():
+        if s.name == name:
             return s
     raise KeyError(name)
 
 
-def pairs_of(sources: Iterable[Source], dynamic_entity_types: Iterable[str] = BUZZTIP_ENTITY_TYPES) -> Iterator[tuple[Source, str]]:
+def pairs_of(sources: Iterable[Source], dynamic_entity_types: Iterable[str] = BUZZTIP_ENTITY_TYPES) -> Iterator[tuple[Source, Pair]]:
     dyn = tuple(dynamic_entity_types)
     for s in sources:
         for p in s.pairs(dyn):
             yield s, p
+
+
+# metricTypes are fixed names: a dot in one would make `Entity.metric` ambiguous.
+assert not any("." in m for s in CATALOG for r in s.rules for m in r.metrics()), "a metricType contains a dot"
+
+# R6: the pairs the live earnings writer puts into its own table (default.entityMetricEvents),
+# whatever table the other pairs go to. Derived from the declarations, named nowhere else.
+EARNINGS_PAIRS: frozenset[Pair] = frozenset(p for s in CATALOG if s.earnings for p in s.pairs())
+
+
+def routes_to_earnings_table(pair: Pair) -> bool:
+    return pair in EARNINGS_PAIRS

@@ -19,18 +19,20 @@ like any run, so a retried or repeated reconcile never writes a correction twice
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Any
 
+from ._catalog import Pair, routes_to_earnings_table
 from ._clickhouse import ClickHouse
-from ._compile import literal
-from ._config import RunConfig, format_ts, validate_names
+from ._config import RunConfig, format_ts
 from ._errors import ConfigError
 from ._expected import expected_queries
+from ._fence import known_pairs
 from ._plan import discover_entity_types, select_pairs
 from ._postgres import Postgres
-from ._publish import Publisher
-from ._state import ChunkState, StateStore, now, worker_name
+from ._run import new_run_id, publish_staged
+from ._sql import literal, pairs_sql, ts_literal
+from ._state import ChunkState, RunRecord, StateStore, now, worker_name
 from ._target import Target, resolve_targets
 from ._verify import VerifyReport, verify_totals
 
@@ -52,8 +54,8 @@ class CheckResult:
                 "reconcile_run": self.reconcile_run, **self.report.to_dict()}
 
 
-def _queries(cfg: RunConfig, etypes: list[str], pairs: list[str]):  # type: ignore[no-untyped-def]
-    comic = any(p.startswith("Comic.") for p in pairs)
+def _queries(cfg: RunConfig, etypes: list[str], pairs: list[Pair]):  # type: ignore[no-untyped-def]
+    comic = any(p.entity_type == "Comic" for p in pairs)
     return lambda lookup_db: expected_queries(buzztip_entity_types=etypes, earnings_source=cfg.earnings_source,
                                               generation_value=cfg.generation_value, include_comic=comic,
                                               ch_tables=cfg.ch_tables, lookup_db=lookup_db)
@@ -65,12 +67,12 @@ def _source_cutoffs(cfg: RunConfig, as_of: datetime | None) -> tuple[datetime, d
     return cfg.cutoff, dict(cfg.source_cutoffs), cfg.earnings_cutoff()
 
 
-def _target_actual(targets: list[tuple[Target, bool | None]], as_of: datetime) -> str:
+def _target_actual(targets: list[tuple[Target, bool | None]], as_of: datetime, pairs: list[Pair]) -> str:
     parts = []
     for t, earnings in targets:
-        route = "" if earnings is None else (" AND metricType = 'earnedAmount'" if earnings else " AND metricType != 'earnedAmount'")
+        mine = [p for p in pairs if earnings is None or routes_to_earnings_table(p) == earnings]
         parts.append(f"SELECT entityType, entityId, metricType, sum(metricValue) AS total FROM {t.name} "
-                     f"WHERE createdAt < toDateTime64({literal(format_ts(as_of))}, 3, 'UTC'){route} "
+                     f"WHERE createdAt < {ts_literal(as_of)} AND (entityType, metricType) IN ({pairs_sql(mine)}) "
                      "GROUP BY entityType, entityId, metricType")
     return "\nUNION ALL\n".join(parts)
 
@@ -96,26 +98,23 @@ def reconcile(cfg: RunConfig, *, as_of: datetime | None = None, correction_versi
 
 def _check(cfg: RunConfig, *, run_id: str | None, as_of: datetime | None, write: bool,
            correction_version: int = 6) -> CheckResult:
-    validate_names(cfg)
-    pg = Postgres(cfg.pg_url)
+    pg = Postgres(cfg.pg_url, lock_timeout=cfg.pg_lock_timeout, statement_timeout=cfg.pg_statement_timeout)
     ch = ClickHouse(cfg.clickhouse_url)
     state = StateStore(ch, cfg.state_database)
     try:
         with pg.snapshot() as snap:
             etypes = discover_entity_types(snap)
             snapshot_now = snap.fetch("SELECT (now() AT TIME ZONE 'UTC')::timestamp(3)", what="reading the time")[0][0]
-            snap.close()
         if run_id:
             info = state.run(run_id)
             if info is None:
                 raise ConfigError(f"unknown run {run_id!r}: `metric-backfill status` lists the runs")
-            run_cfg = RunConfig.from_public(info["config"], clickhouse_url=cfg.clickhouse_url, pg_url=cfg.pg_url)
-            pairs = [p for src in info["manifest"]["sources"] for p in src["pairs"]]
+            run_cfg = RunConfig.from_public(info.config, clickhouse_url=cfg.clickhouse_url, pg_url=cfg.pg_url)
+            pairs = [Pair(*p) for src in info.manifest["sources"] for p in src["pairs"]]
             cutoff, source_cutoffs, cutoff_date = _source_cutoffs(run_cfg, None)
-            etypes = info["manifest"].get("buzztip_entity_types", etypes)
+            etypes = info.manifest.get("buzztip_entity_types", etypes)
             actual = (f"SELECT entityType, entityId, metricType, sum(metricValue) AS total FROM {state.t('staging')} "
-                      f"WHERE run_id = {literal(run_id)} AND drop_reason = '' AND (chunk_id, attempt) IN "
-                      f"{state.done_attempts_sql(literal(run_id))} GROUP BY entityType, entityId, metricType")
+                      f"WHERE {state.staged_where(run_id)} GROUP BY entityType, entityId, metricType")
             scope, used_cfg = f"run {run_id}", run_cfg
             targets: list[tuple[Target, bool | None]] = []
         else:
@@ -123,7 +122,7 @@ def _check(cfg: RunConfig, *, run_id: str | None, as_of: datetime | None, write:
             as_of = as_of or snapshot_now
             cutoff, source_cutoffs, cutoff_date = _source_cutoffs(cfg, as_of)
             targets = _targets(ch, cfg)
-            actual = _target_actual(targets, as_of)
+            actual = _target_actual(targets, as_of, pairs)
             scope, used_cfg = "target " + ", ".join(t.label for t, _ in targets), cfg
         result = CheckResult(scope, format_ts(as_of or cutoff), VerifyReport([]))
         on_joined = None
@@ -142,28 +141,35 @@ def _corrections_writer(ch: ClickHouse, state: StateStore, cfg: RunConfig, targe
                         as_of: datetime, version: int, result: CheckResult):  # type: ignore[no-untyped-def]
     def write(joined: str) -> None:
         state.ensure()
-        rid = "reconcile-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + worker_name().split(":")[-1]
+        rid = new_run_id("reconcile-")
         at = as_of - timedelta(milliseconds=1)
-        # Staged like a run of its own (lineage: run, source 'reconcile', chunk 0), then published
-        # through the ledger: exactly once, resumable, visible to the target's rollups.
-        ch.command(f"INSERT INTO {state.t('staging')} (run_id, source, chunk_id, attempt, entityType, entityId, "
-                   f"userId, metricType, metricValue, createdAt, drop_reason)\n"
-                   f"SELECT {literal(rid)}, 'reconcile', 0, 1, entityType, entityId, {CORRECTION_USER}, metricType, "
-                   f"e - a, toDateTime64({literal(format_ts(at))}, 3, 'UTC'), '' FROM ({joined}) WHERE e != a",
-                   what="staging corrections")
-        state.write_chunks(rid, [ChunkState(0, "reconcile", "", "", "", 0, 1, "done", 0, worker_name(), "", now())])
-        record = {**cfg.public_dict(), "backfill_version": version}
-        state.write_run(rid, "reconcile:" + cfg.fingerprint(), "staged", now(), record,
-                        {"reconcile": {"as_of": format_ts(as_of), "scope": result.scope}})
         main = next(t for t, e in targets if not e)
         earn = next((t for t, e in targets if e), None)
-        pub = Publisher(ch, state, rid, main=main, earnings=earn, cutoff=as_of, version=version,
-                        slice_rows=cfg.publish_slice_rows)
-        result.corrections, _ = pub.publish()
-        info = state.run(rid)
-        assert info is not None
-        state.write_run(rid, info["fingerprint"], "published", info["created_at"], info["config"], info["manifest"],
-                        {"published_rows": result.corrections})
+        # What is published in the targets now: a run published after this measurement would make
+        # the corrections stale, and the publish-time fence refuses them then.
+        known = {t.label: known_pairs(ch, t) for t, _ in targets}
+        # Staged like a run of its own (lineage: run, source 'reconcile', chunk 0), then published
+        # through the protected path: exactly once, resumable, visible to the target's rollups.
+        ch.command(f"INSERT INTO {state.t('staging')} (run_id, source, chunk_id, attempt, entityType, entityId, "
+                   f"userId, metricType, metricValue, createdAt, drop_reason, drifted)\n"
+                   f"SELECT {literal(rid)}, 'reconcile', 0, 1, entityType, entityId, {CORRECTION_USER}, metricType, "
+                   f"e - a, {ts_literal(at)}, '', 0 FROM ({joined}) WHERE e != a",
+                   what="staging corrections")
+        record = {**cfg.public_dict(), "backfill_version": version}
+        pairs = sorted({Pair(str(et), str(mt)) for et, mt in ch.query(
+            f"SELECT DISTINCT entityType, metricType FROM {state.t('staging')} WHERE run_id = {{r:String}}",
+            parameters={"r": rid})})
+        rec = RunRecord(rid, "reconcile:" + cfg.fingerprint(), "staged", now(), record,
+                        {"reconcile": {"as_of": format_ts(as_of), "scope": result.scope},
+                         "sources": [{"name": "reconcile", "pairs": [list(p) for p in pairs]}],
+                         "targets": {"main": main.label, "earnings": (earn or main).label},
+                         "overlap": {"known": known}})
+        if not pairs:
+            return  # nothing differs: no run is recorded
+        state.write_chunks(rid, [ChunkState(0, "reconcile", "", "", "", 0, 1, "done", 0, worker_name(), "", now())])
+        state.write_run(rec)
+        state.summarize(rec)
+        result.corrections = publish_staged(ch, state, rid)
         result.reconcile_run = rid
 
     return write

@@ -16,7 +16,7 @@ from rich.table import Table
 
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
-from ._catalog import BUZZTIP_ENTITY_TYPES  # noqa: E402
+from ._catalog import BUZZTIP_ENTITY_TYPES, Pair  # noqa: E402
 from ._config import CH_TABLES, RunConfig, parse_cutoff, parse_date  # noqa: E402
 from ._describe import describe_catalog, missing_pairs, read_pair_list  # noqa: E402
 from ._errors import BackfillError, ConfigError  # noqa: E402
@@ -29,7 +29,12 @@ err_console = Console(stderr=True, highlight=False, width=None if sys.stderr.isa
 
 
 def _fail(exc: BackfillError) -> None:
-    err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True, markup=True, highlight=False)
+    rows = getattr(exc, "rows", None)
+    if rows:
+        from ._fence import format_table
+
+        err_console.print(format_table(rows), soft_wrap=True, markup=False, highlight=False)
     sys.exit(exc.exit_code)
 
 
@@ -50,6 +55,16 @@ def _guard(fn: F) -> F:
 
 def _csv(value: str | None) -> tuple[str, ...]:
     return tuple(x.strip() for x in (value or "").split(",") if x.strip())
+
+
+def _pairs(value: str | None) -> tuple[Pair, ...]:
+    out = []
+    for text in _csv(value):
+        try:
+            out.append(Pair.parse(text))
+        except ValueError:
+            raise ConfigError(f"malformed pair {text!r} in --only: use Entity.metricType, e.g. Image.Like") from None
+    return tuple(out)
 
 
 def _kv(values: tuple[str, ...], what: str) -> dict[str, str]:
@@ -105,14 +120,13 @@ def plan(fmt: str, check_file: str | None, pg_url: str | None) -> None:
 
         with Postgres(pg_url).snapshot() as snap:
             etypes = tuple(discover_entity_types(snap))
-            snap.close()
     if check_file:
         with open(check_file, encoding="utf-8") as f:
             wanted = read_pair_list(f.read())
         missing = missing_pairs(wanted, etypes)
         if missing:
             for p in missing:
-                console.print(f"missing: {p}")
+                console.print(f"missing: {p}", markup=False)
             err_console.print(f"[red]{len(missing)} of {len(wanted)} pairs in {check_file} are not produced by the catalog")
             sys.exit(1)
         console.print(f"all {len(wanted)} pairs of {check_file} are produced by the catalog")
@@ -174,7 +188,7 @@ def build_config(pg_url: str | None, ch_url: str | None, cutoff: str | None, **k
         pg_url=check_pg_url(pg_url or ""), clickhouse_url=check_dsn(ch_url or ""), cutoff=cfg_cutoff,
         source_cutoffs=source_cutoffs, ch_tables=ch_tables, null_ts=null_ts,
         earnings_cutoff_date=parse_date(ecd, "--earnings-cutoff-date") if ecd else None,
-        only=_csv(kw.pop("only")), sources=_csv(kw.pop("sources")), **kw)
+        only=_pairs(kw.pop("only")), sources=_csv(kw.pop("sources")), **kw)
 
 
 @cli.command()
@@ -204,6 +218,10 @@ def build_config(pg_url: str | None, ch_url: str | None, cutoff: str | None, **k
               help="Largest publish slice (inserted as one block).")
 @click.option("--on-overlap", type=click.Choice(["abort", "skip", "replace", "accept"]), default="abort",
               show_default=True, help="When the target already has rows of a pair before the cutoff.")
+@click.option("--pg-lock-timeout", type=click.FloatRange(min=0.001), default=60.0, show_default=True,
+              help="Seconds a PostgreSQL read waits for a lock another session holds, before it is reported.")
+@click.option("--pg-statement-timeout", type=click.FloatRange(min=0.001), default=3600.0, show_default=True,
+              help="Seconds one PostgreSQL statement (a chunk) may run.")
 @click.option("--run-id", default=None, help="Resume or name this run (default: resume the unfinished run of the same options).")
 @click.option("--worker", default="0/1", show_default=True, metavar="K/N",
               help="Share a run among N processes (static partitioning: this one stages chunks with id % N == K). "
@@ -225,6 +243,12 @@ def run(pg_url: str | None, ch_url: str | None, cutoff: str | None, dry_run: boo
     if not (k.isdigit() and n.isdigit() and 0 <= int(k) < int(n)):
         raise ConfigError(f"malformed --worker {worker!r}: use K/N with 0 <= K < N, e.g. --worker 1/3")
     cfg = build_config(pg_url, ch_url, cutoff, state_database=state_db, **kw)
+    from ._clickhouse import Capabilities
+
+    if int(n) > 1 and not Capabilities.of(cfg.clickhouse_url).multi_process:
+        # Each `run` is a process of its own, and an embedded engine belongs to one process.
+        raise ConfigError("--worker K/N with N > 1 shares a run among processes, but an embedded engine belongs to "
+                          "one process: use a ClickHouse server, or --concurrency within one process")
     reporter = ConsoleReporter(err_console)
     if dry_run:
         pairs = _run.dry_run(cfg, reporter)
@@ -234,82 +258,38 @@ def run(pg_url: str | None, ch_url: str | None, cutoff: str | None, dry_run: boo
                 json.dump({"dry_run": True, "pairs": pairs}, f, indent=2)
         return
     w = _run.Worker(int(k), int(n))
-    embedded = cfg.clickhouse_url.startswith("chdb://")
-    # On the embedded engine the publish runs in its own process (see _publish_detached).
-    result = _run.run(cfg, run_id=run_id, stage_only=stage_only or embedded, reporter=reporter,
-                      worker=w, wait_timeout=wait_timeout)
-    if embedded and not stage_only and w.leader:
-        result.published_rows = _publish_detached(cfg.clickhouse_url, result.run_id, state_db)
-        result.status = "published"
+    result = _run.run(cfg, run_id=run_id, stage_only=stage_only, reporter=reporter, worker=w, wait_timeout=wait_timeout)
     console.print(pairs_table(f"run {result.run_id}: {result.status}", result.pairs))
-    if result.overlap:
-        console.print(f"[yellow]overlap recorded ({cfg.on_overlap}): {result.overlap}")
+    if result.overlap.get("rows") or result.overlap.get("at_publish"):
+        console.print(f"overlap recorded ({cfg.on_overlap}): {result.overlap}", markup=False)
     if stage_only:
         console.print(f"staged; publish with: metric-backfill publish {result.run_id}")
-    else:
+    elif w.leader:
         console.print(f"published {result.published_rows:,} rows")
     if json_file:
         with open(json_file, "w", encoding="utf-8") as f:
             json.dump(result.to_dict(), f, indent=2, default=str)
 
 
-def _publish_detached(dsn: str, run_id: str, state_db: str) -> int:
-    """Publish a run on the embedded engine from a detached process, and wait for it.
-
-    The embedded engine lives inside the process that uses it: killing that process in the middle
-    of a publish INSERT kills the engine between writing the target's part and its materialized
-    views' parts, and a rollup would miss (or, if redone, double) a slice. A server finishes an
-    insert whatever happens to its client; running the publish in its own session gives the
-    embedded engine the same property: Ctrl-C or kill -9 of this command leaves it to finish.
-    """
-    import subprocess
-    import tempfile
-    import time
-    from pathlib import Path
-
-    from ._errors import Cancelled, TerminalError
-
-    log = Path(tempfile.gettempdir()) / f"metric-backfill-publish-{run_id}.log"
-    out = log.with_suffix(".json")
-    out.unlink(missing_ok=True)
-    with open(log, "wb") as f:
-        proc = subprocess.Popen([sys.executable, "-m", "metric_backfill", "publish", run_id, "--clickhouse", dsn,
-                                 "--state-db", state_db, "--here", "--json", str(out)],
-                                stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        while proc.poll() is None:
-            time.sleep(0.1)
-    except KeyboardInterrupt:
-        raise Cancelled(f"interrupted; the publish goes on in process {proc.pid} (it must not stop halfway): "
-                        "run the same command again to see it through") from None
-    if proc.returncode != 0:
-        lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
-        message = next((ln.split("error:", 1)[1].strip() for ln in reversed(lines) if "error:" in ln),
-                       lines[-1] if lines else f"exit code {proc.returncode}")
-        err = TerminalError(f"publishing run {run_id} failed: {message} (log: {log})")
-        err.exit_code = proc.returncode if proc.returncode in (2, 3) else 3
-        raise err
-    return int(json.loads(out.read_text())["published_rows"])
-
-
 @cli.command()
 @click.argument("run_id")
 @ch_option
 @state_option
-@click.option("--here", is_flag=True, hidden=True, help="Publish in this process (the detached publisher itself).")
-@click.option("--json", "json_file", type=click.Path(dir_okay=False), hidden=True)
+@click.option("--on-overlap", type=click.Choice(["abort", "skip", "replace", "accept"]), default="abort",
+              show_default=True, help="When another run published some of this run's pairs after it was planned.")
+@click.option("--json", "json_file", type=click.Path(dir_okay=False), help="Write the result as JSON.")
 @_guard
-def publish(run_id: str, ch_url: str | None, state_db: str, here: bool, json_file: str | None) -> None:
+def publish(run_id: str, ch_url: str | None, state_db: str, on_overlap: str, json_file: str | None) -> None:
     """Publish a staged run into its target(s). Publishing twice changes nothing."""
     from . import _run
     from ._clickhouse import check_dsn
+    from ._sql import checked_ident
     from ._ui import ConsoleReporter
 
     dsn = check_dsn(ch_url or "")
-    if dsn.startswith("chdb://") and not here:
-        n = _publish_detached(dsn, run_id, state_db)
-    else:
-        n = _run.publish_run(dsn, run_id, state_database=state_db, reporter=ConsoleReporter(err_console, quiet=here))
+    checked_ident(state_db, "--state-db")
+    n = _run.publish_run(dsn, run_id, state_database=state_db, reporter=ConsoleReporter(err_console),
+                         on_overlap=on_overlap)  # type: ignore[arg-type]
     if json_file:
         with open(json_file, "w", encoding="utf-8") as f:
             json.dump({"run_id": run_id, "published_rows": n}, f)
@@ -332,15 +312,16 @@ def status(run_id: str | None, ch_url: str | None, state_db: str, as_json: bool)
     try:
         state = StateStore(ch, state_db)
         if not run_id:
-            runs = state.runs() if state.exists() else []
+            runs = state.runs()
             if as_json:
-                click.echo(json.dumps(runs, default=str, indent=2))
+                click.echo(json.dumps([{"run_id": r.run_id, "status": r.status, "created_at": r.created_at,
+                                        "updated_at": r.updated_at} for r in runs], default=str, indent=2))
                 return
             t = Table(title="runs")
             for col in ("run", "status", "created", "updated"):
                 t.add_column(col)
             for r in runs:
-                t.add_row(r["run_id"], r["status"], str(r["created_at"])[:19], str(r["updated_at"])[:19])
+                t.add_row(r.run_id, r.status, str(r.created_at)[:19], str(r.updated_at)[:19])
             console.print(t)
             return
         st = run_status(state, run_id)
@@ -449,7 +430,7 @@ def _cutover(cfg: RunConfig, truth_tables: dict[str, str], json_file: str | None
         if main is None:
             raise ConfigError(f"target {name[0]}.{name[1]} does not exist: check --table")
         report = cutover_report(Postgres(cfg.pg_url), ch, target=main.label, cutoff=cfg.cutoff,
-                                pairs=list(cfg.only) or None, scratch_database=cfg.state_database,
+                                pairs=[str(p) for p in cfg.only] or None, scratch_database=cfg.state_database,
                                 ch_tables=cfg.ch_tables, truth_tables=truth_tables or None,
                                 earnings_target=earn.label if earn else None, earnings_source=cfg.earnings_source,
                                 generation_value=cfg.generation_value)

@@ -14,19 +14,20 @@ timeouts) are retried by the engine; everything else is terminal. The server's e
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import contextmanager
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from ._compile import literal
-from ._errors import BackfillError, ConfigError, TargetError, TransientError, redact
+from ._errors import (BackfillError, ConfigError, TargetError, TransientTargetError, redact, register_url_secrets)
+from ._sql import literal, qualified, quote_ident
 
-__all__ = ["ClickHouse", "RowFeed", "check_dsn", "quote_ident", "qualified"]
+__all__ = ["Capabilities", "ClickHouse", "RowFeed", "check_dsn", "quote_ident", "qualified"]
 
 Chunk = bytes | bytearray | memoryview
 """A block of TabSeparated rows, as COPY hands them over."""
@@ -51,18 +52,33 @@ TRANSIENT_CODES = frozenset({
     1000,  # POCO_EXCEPTION
 })
 AUTH_CODES = frozenset({192, 193, 194, 516})  # UNKNOWN_USER, WRONG_PASSWORD, REQUIRED_PASSWORD, AUTHENTICATION_FAILED
+DISK_CODES = frozenset({243})  # NOT_ENOUGH_SPACE
+ACCESS_CODES = frozenset({497})  # ACCESS_DENIED
 
 # Every statement the tool sends. async_insert is on by default in ClickHouse 26.x and would
 # batch, delay and (with dependent views) duplicate our writes (T3).
 SESSION_SETTINGS = {"async_insert": 0, "session_timezone": "UTC"}
+NATIVE_PORTS = (9000, 9440)
 
 
-def quote_ident(name: str) -> str:
-    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
+@dataclass(frozen=True)
+class Capabilities:
+    """What differs between the embedded engine and a server, as values instead of DSN sniffing."""
 
+    embedded: bool
+    """The engine runs inside this process (chDB): one process per data path, and a kill of this
+    process is a crash of the engine itself (what the publish's settle-and-repair is for)."""
+    streams_request_body: bool
+    """Rows produced outside ClickHouse reach a statement as the request body (`input()`); otherwise
+    through a named pipe that `file()` reads."""
+    multi_process: bool
+    """Several processes may share one run (static worker partitioning)."""
 
-def qualified(database: str, table: str) -> str:
-    return f"{quote_ident(database)}.{quote_ident(table)}"
+    @classmethod
+    def of(cls, dsn: str) -> Capabilities:
+        """What a DSN's engine can do, known from the DSN alone (before connecting)."""
+        embedded = urlsplit(check_dsn(dsn)).scheme == "chdb"
+        return cls(embedded=embedded, streams_request_body=not embedded, multi_process=not embedded)
 
 
 def check_dsn(dsn: str) -> str:
@@ -70,19 +86,25 @@ def check_dsn(dsn: str) -> str:
     if not dsn:
         raise ConfigError("no ClickHouse DSN: pass --clickhouse chdb:///abs/path or http(s)://user:pass@host:port/db "
                           "(or set METRIC_BACKFILL_CLICKHOUSE_URL)")
-    parts = urlsplit(dsn)
+    register_url_secrets(dsn)
+    try:
+        parts = urlsplit(dsn)
+        port = parts.port  # parsing validates it
+    except ValueError:
+        raise ConfigError(f"ClickHouse DSN {redact(dsn)!r} is malformed (percent-encode special characters of the "
+                          "password, e.g. %40 for @, %2F for /)") from None
     if parts.scheme == "chdb":
-        path = dsn[len("chdb://"):]
+        path = dsn[len("chdb://"):].split("?", 1)[0]
         if not path.startswith("/"):
             raise ConfigError(f"ClickHouse DSN {dsn!r} must name an absolute path: chdb:///abs/path")
         return dsn
     if parts.scheme in ("http", "https", "clickhouse", "clickhouses"):
         if not parts.hostname:
             raise ConfigError(f"ClickHouse DSN {redact(dsn)!r} has no host: use http(s)://user:pass@host:port/db")
-        try:
-            _ = parts.port  # parsing validates it
-        except ValueError:
-            raise ConfigError(f"ClickHouse DSN {redact(dsn)!r} has an invalid port") from None
+        if port in NATIVE_PORTS:
+            http = 8443 if port == 9440 or parts.scheme in ("https", "clickhouses") else 8123
+            raise ConfigError(f"ClickHouse DSN {redact(dsn)!r} names port {port}, the native TCP protocol's; the tool "
+                              f"speaks HTTP: use port {http} (e.g. http://{parts.hostname}:{http}/…)")
         return dsn
     raise ConfigError(f"unsupported ClickHouse DSN scheme {parts.scheme or '(none)'!r}: "
                       "use chdb:///abs/path (embedded) or http(s)://user:pass@host:port/db (server)")
@@ -97,15 +119,21 @@ def translate(exc: BaseException, what: str) -> BackfillError:
     code = getattr(exc, "code", None)
     text = " ".join(str(exc).split())
     first = text.split(". Stack trace")[0][:400]
+    err: BackfillError
     if code in AUTH_CODES:
-        return ConfigError(f"ClickHouse refused the credentials while {what}: {first} — check the user and password in the DSN")
-    if isinstance(exc, ce.OperationalError) or code in TRANSIENT_CODES or isinstance(exc, (ConnectionError, TimeoutError)):
-        err = TransientError(f"ClickHouse {what} failed (transient): {first}")
-        err.code = code  # type: ignore[attr-defined]
-        return err
-    err2 = TargetError(f"ClickHouse {what} failed: {first}")
-    err2.code = code  # type: ignore[attr-defined]
-    return err2
+        err = ConfigError(f"ClickHouse refused the credentials while {what}: {first} — check the user and password "
+                          "in the DSN")
+    elif code in DISK_CODES or "No space left on device" in text or "NOT_ENOUGH_SPACE" in text:
+        err = TargetError(f"ClickHouse ran out of disk space while {what}: {first} — free space on the ClickHouse "
+                          "disk, then run the same command again (it resumes and settles the interrupted step)")
+    elif code in ACCESS_CODES:
+        err = TargetError(f"ClickHouse refused {what}: {first} — grant the user that privilege")
+    elif isinstance(exc, ce.OperationalError) or code in TRANSIENT_CODES or isinstance(exc, (ConnectionError, TimeoutError)):
+        err = TransientTargetError(f"ClickHouse {what} failed (transient): {first}")
+    else:
+        err = TargetError(f"ClickHouse {what} failed: {first}")
+    err.code = code  # type: ignore[attr-defined]
+    return err
 
 
 class RowFeed(Protocol):
@@ -129,16 +157,15 @@ class FileFeed:
     attempt ids that only count once marked done, so a partial attempt is never read back.
     """
 
-    def __init__(self, ch: ClickHouse, spool_dir: str) -> None:
+    def __init__(self, ch: ClickHouse) -> None:
         self._ch = ch
-        self._dir = spool_dir
 
     @contextmanager
     def _pipe(self, chunks: Iterable[Chunk]) -> Iterator[str]:
         import errno
         import fcntl
 
-        path = os.path.join(self._dir, f"rows-{uuid.uuid4().hex}.tsv")
+        path = os.path.join(self._ch.spool_dir, f"rows-{uuid.uuid4().hex}.tsv")
         os.mkfifo(path, 0o600)
         finished = threading.Event()
         failure: list[BaseException] = []
@@ -212,7 +239,7 @@ class BodyFeed:
             self._ch.client.raw_insert(None, None, body(), settings={**SESSION_SETTINGS, **settings},  # type: ignore[arg-type]
                                        fmt="TabSeparated")
         except Exception as exc:  # noqa: BLE001
-            raise translate(exc, "inserting streamed rows") from exc
+            raise translate(exc, "inserting streamed rows") from None
 
     def query(self, statement: Callable[[str], str], structure: str, chunks: Iterable[Chunk],
               settings: dict[str, Any]) -> list[tuple[Any, ...]]:
@@ -223,7 +250,7 @@ class BodyFeed:
         try:
             return list(self._ch.client.query(sql, external_data=data, settings={**SESSION_SETTINGS, **settings}).result_rows)
         except Exception as exc:  # noqa: BLE001
-            raise translate(exc, "querying streamed rows") from exc
+            raise translate(exc, "querying streamed rows") from None
 
 
 def engine_holder(path: str) -> str | None:
@@ -244,59 +271,67 @@ def engine_holder(path: str) -> str | None:
     return None
 
 
-def wait_for_engine(path: str, timeout: float, on_wait: Callable[[str], None] | None) -> None:
-    """An embedded engine belongs to one process at a time: wait while another one (e.g. a publisher
-    left finishing by an interrupted run) holds it."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    told = False
-    while (pid := engine_holder(path)) is not None and pid != str(os.getpid()):
-        if time.monotonic() > deadline:
-            raise TargetError(f"the embedded ClickHouse at {path} is in use by another process (pid {pid}): "
-                              "wait for it to finish or stop it, then run the command again")
-        if on_wait and not told:
-            on_wait(f"the embedded ClickHouse at {path} is in use by process {pid}; waiting for it to finish")
-            told = True
-        time.sleep(0.5)
+def embedded_path(dsn: str) -> str:
+    return dsn[len("chdb://"):].split("?", 1)[0]
 
 
-def open_embedded(dsn: str, lock_wait: float, on_wait: Callable[[str], None] | None, **kwargs: Any) -> Any:
-    """A clickhouse-connect client on the embedded engine, waiting while another process holds it
-    (checking first and retrying after a failed open: the holder may have just taken it)."""
+def open_embedded(dsn: str, lock_wait: float = 0.0, on_wait: Callable[[str], None] | None = None,
+                  **kwargs: Any) -> Any:
+    """A clickhouse-connect client on the embedded engine. An embedded engine belongs to one process:
+    if another one holds it, wait up to `lock_wait` seconds (0: refuse at once, naming it)."""
     import time
 
     import clickhouse_connect
 
-    path = dsn[len("chdb://"):]
+    path = embedded_path(dsn)
     deadline = time.monotonic() + lock_wait
+    told = False
     while True:
-        wait_for_engine(path, max(0.0, deadline - time.monotonic()), on_wait)
-        try:
-            return clickhouse_connect.get_client(dsn=dsn, **kwargs)
-        except Exception:
-            if engine_holder(path) is None or time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
+        pid = engine_holder(path)
+        if pid is None or pid == str(os.getpid()):
+            try:
+                return clickhouse_connect.get_client(dsn=dsn, **kwargs)
+            except Exception:
+                if engine_holder(path) is None:
+                    raise
+        if time.monotonic() >= deadline:
+            raise TargetError(f"the embedded ClickHouse at {path} is in use by process {pid or '?'} (an embedded "
+                              "engine belongs to one process): wait for it to finish or stop it, then run the command "
+                              "again — `metric-backfill status` shows what it is doing")
+        if on_wait and not told:
+            on_wait(f"the embedded ClickHouse at {path} is in use by process {pid}; waiting for it")
+            told = True
+        time.sleep(0.2)
 
 
 class ClickHouse:
     """The tool's handle on one ClickHouse (embedded or server); safe to share across threads."""
 
-    def __init__(self, dsn: str, *, spool_dir: str | None = None, connect_timeout: int = 10,
-                 lock_wait: float = 600.0, on_wait: Callable[[str], None] | None = None) -> None:
+    def __init__(self, dsn: str, *, connect_timeout: int = 10, lock_wait: float = 0.0,
+                 on_wait: Callable[[str], None] | None = None) -> None:
         self.dsn = check_dsn(dsn)
-        self.embedded = dsn.startswith("chdb://")
+        self.capabilities = Capabilities.of(self.dsn)
         self._lock_wait = lock_wait
         self._on_wait = on_wait
         self._local = threading.local()
         self._clients: list[Any] = []
         self._lock = threading.Lock()
         self._connect_timeout = connect_timeout
-        self.spool_dir = spool_dir or tempfile.mkdtemp(prefix="metric-backfill-")
-        self.feed: RowFeed = FileFeed(self, self.spool_dir) if self.embedded else BodyFeed(self)
+        self._spool_dir: str | None = None
+        self.feed: RowFeed = BodyFeed(self) if self.capabilities.streams_request_body else FileFeed(self)
         _ = self.client  # connect now: a bad DSN or password fails before anything else happens
         self.default_database = self._default_database()
+
+    @property
+    def spool_dir(self) -> str:
+        """A private folder for the named pipes of the embedded feed, removed on close."""
+        if self._spool_dir is None:
+            self._spool_dir = tempfile.mkdtemp(prefix="metric-backfill-")
+        return self._spool_dir
+
+    @property
+    def embedded(self) -> bool:
+        return self.capabilities.embedded
 
     def redacted_dsn(self) -> str:
         return redact(self.dsn)
@@ -310,19 +345,20 @@ class ClickHouse:
             import clickhouse_connect
 
             try:
-                kwargs: dict[str, Any] = {} if self.embedded else {
-                    "connect_timeout": self._connect_timeout, "send_receive_timeout": 3600,
-                    "autogenerate_session_id": False}
                 if self.embedded:
                     c = open_embedded(self.dsn, self._lock_wait, self._on_wait, settings=dict(SESSION_SETTINGS))
                 else:
-                    c = clickhouse_connect.get_client(dsn=self.dsn, settings=dict(SESSION_SETTINGS), **kwargs)
+                    c = clickhouse_connect.get_client(dsn=self.dsn, settings=dict(SESSION_SETTINGS),
+                                                      connect_timeout=self._connect_timeout, send_receive_timeout=3600,
+                                                      autogenerate_session_id=False)
+            except BackfillError:
+                raise
             except Exception as exc:  # noqa: BLE001
                 err = translate(exc, f"connecting to {self.redacted_dsn()}")
-                if isinstance(err, TransientError):
-                    err = TargetError(f"cannot reach ClickHouse at {self.redacted_dsn()}: {err} — check the host, port "
-                                      "and that the server is running")
-                raise err from exc
+                if isinstance(err, TransientTargetError):
+                    err = TransientTargetError(f"cannot reach ClickHouse at {self.redacted_dsn()}: {err} — check the "
+                                               "host and port (HTTP: 8123, HTTPS: 8443) and that the server is running")
+                raise err from None
             self._local.client = c
             with self._lock:
                 self._clients.append(c)
@@ -334,12 +370,19 @@ class ClickHouse:
     def close(self) -> None:
         with self._lock:
             for c in self._clients:
-                try:
+                with suppress(Exception):
                     c.close()
-                except Exception:  # noqa: BLE001
-                    pass
             self._clients.clear()
+            spool, self._spool_dir = self._spool_dir, None
         self._local = threading.local()
+        if spool:
+            shutil.rmtree(spool, ignore_errors=True)
+
+    def __enter__(self) -> ClickHouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- statements --------------------------------------------------------------------------
     def command(self, sql: str, *, parameters: dict[str, Any] | None = None,
@@ -347,14 +390,14 @@ class ClickHouse:
         try:
             return self.client.command(sql, parameters=parameters, settings=settings or None)
         except Exception as exc:  # noqa: BLE001
-            raise translate(exc, what) from exc
+            raise translate(exc, what) from None
 
     def query(self, sql: str, *, parameters: dict[str, Any] | None = None,
               settings: dict[str, Any] | None = None, what: str = "query") -> list[tuple[Any, ...]]:
         try:
             return list(self.client.query(sql, parameters=parameters, settings=settings or None).result_rows)
         except Exception as exc:  # noqa: BLE001
-            raise translate(exc, what) from exc
+            raise translate(exc, what) from None
 
     def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str],
                *, what: str = "insert") -> None:
@@ -363,7 +406,15 @@ class ClickHouse:
         try:
             self.client.insert(table, rows, column_names=list(columns), settings={"async_insert": 0})
         except Exception as exc:  # noqa: BLE001
-            raise translate(exc, what) from exc
+            raise translate(exc, what) from None
+
+    def raw_insert(self, table: str, columns: Sequence[str], block: bytes, *, what: str) -> None:
+        """Insert a block of TabSeparated rows."""
+        try:
+            self.client.raw_insert(table, list(columns), insert_block=block, fmt="TabSeparated",
+                                   settings={"async_insert": 0})
+        except Exception as exc:  # noqa: BLE001
+            raise translate(exc, what) from None
 
     def columns(self, database: str, table: str) -> dict[str, str]:
         rows = self.query("SELECT name, type FROM system.columns WHERE database = {db:String} AND table = {t:String} "
@@ -374,3 +425,6 @@ class ClickHouse:
         rows = self.query("SELECT engine FROM system.tables WHERE database = {db:String} AND name = {t:String}",
                           parameters={"db": database, "t": table})
         return str(rows[0][0]) if rows else None
+
+    def database_exists(self, database: str) -> bool:
+        return bool(self.query("SELECT 1 FROM system.databases WHERE name = {d:String}", parameters={"d": database}))

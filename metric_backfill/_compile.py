@@ -11,16 +11,12 @@ count and audit them; publishing takes only `drop_reason = ''`.
 from __future__ import annotations
 
 from ._catalog import Rule, Source, Values
+from ._sql import literal
 
-__all__ = ["EVENT_COLUMNS", "fanout_select", "literal", "ts_structure"]
+__all__ = ["EVENT_COLUMNS", "fanout_select", "ts_structure"]
 
 # Staging and fan-out column order.
-EVENT_COLUMNS = ("entityType", "entityId", "userId", "metricType", "metricValue", "createdAt", "drop_reason")
-
-
-def literal(value: str) -> str:
-    """A ClickHouse string literal."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+EVENT_COLUMNS = ("entityType", "entityId", "userId", "metricType", "metricValue", "createdAt", "drop_reason", "drifted")
 
 
 def ts_structure(columns: str) -> str:
@@ -57,11 +53,12 @@ def fanout_select(source: Source, rows_sql: str, cutoff_sql: str) -> str:
     parenthesised subquery. `cutoff_sql` is a DateTime64(3, 'UTC') expression.
     """
     lines = ",\n        ".join(_line(r, cutoff_sql) for r in source.rules)
+    drift = f"toUInt8(ifNull({source.drift}, 0))" if source.drift else "toUInt8(0)"
     return f"""SELECT e.1 AS entityType, ifNull(e.2, 0) AS entityId, ifNull(e.3, 0) AS userId, e.4 AS metricType,
-       e.5 AS metricValue, e.6 AS createdAt, e.7 AS drop_reason
+       e.5 AS metricValue, e.6 AS createdAt, e.7 AS drop_reason, d AS drifted
 FROM (
     SELECT arrayJoin(arrayFilter(x -> x.8, [
         {lines}
-    ])) AS e
+    ])) AS e, {drift} AS d
     FROM {rows_sql}
 )"""

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Literal
+from urllib.parse import urlsplit
 
-from ._catalog import CATALOG, Source
+from ._catalog import CATALOG, Pair, Source
 from ._errors import ConfigError, redact
+from ._sql import checked_ident
 
-__all__ = ["CH_TABLES", "RunConfig", "TargetShape", "parse_cutoff", "parse_date"]
+__all__ = ["CH_TABLES", "RunConfig", "TargetShape", "check_source_name", "parse_cutoff", "parse_date"]
 
 TargetShape = Literal["events", "new", "month"]
 SHAPE_TABLES: dict[str, str] = {"events": "entityMetricEvents", "new": "entityMetricEvents_new",
@@ -81,8 +84,8 @@ class RunConfig:
     earnings_table: str = ""
     """Where earnedAmount goes (R6: the live earnings writer uses default.entityMetricEvents);
     empty = `entityMetricEvents` next to the target."""
-    only: tuple[str, ...] = ()
-    """Pair allowlist (Entity.metric); empty = every pair the pipeline emits except Comic.*."""
+    only: tuple[Pair, ...] = ()
+    """Pair allowlist; empty = every pair the pipeline emits except Comic.*."""
     sources: tuple[str, ...] = ()
     """Source allowlist (catalog names); empty = all selected by `only`."""
     earnings_source: str = "resourceCompensations"
@@ -110,7 +113,19 @@ class RunConfig:
     concurrency: int = 2
     """Chunk workers in this process."""
     on_overlap: Literal["abort", "skip", "replace", "accept"] = "abort"
-    """What to do when the target already has rows of a selected pair before the cutoff."""
+    """What to do when the target already has rows of a selected pair before the cutoff, or when
+    another run published one of the run's pairs after this run was planned."""
+    pg_lock_timeout: float = 60.0
+    """Seconds a PostgreSQL read may wait for a lock another session holds before it is reported."""
+    pg_statement_timeout: float = 3600.0
+    """Seconds one PostgreSQL statement (a chunk's COPY) may run."""
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self))
+        return redact(f"RunConfig({fields})")
 
     # -- derived ---------------------------------------------------------------------------
     def cutoff_for(self, source: Source) -> datetime:
@@ -123,12 +138,11 @@ class RunConfig:
         return c.date() if c == datetime(c.year, c.month, c.day) else c.date() + timedelta(days=1)
 
     def fingerprint(self) -> str:
-        """Identity of the run's inputs and outputs (not of tuning knobs): a re-run of the same
-        command finds and resumes its own run."""
-        keep = {k: v for k, v in dataclasses.asdict(self).items()
-                if k not in ("concurrency", "chunk_rows", "ch_chunk_rows", "publish_slice_rows", "on_overlap")}
-        keep["pg_url"] = redact(self.pg_url)
-        keep["clickhouse_url"] = redact(self.clickhouse_url)
+        """Identity of what the run computes, not of how it connects or how fast it goes: a re-run
+        of the same command finds and resumes its own run, also through another host, port, replica
+        or user. Only the PostgreSQL database's name stays in it."""
+        keep = {k: v for k, v in dataclasses.asdict(self).items() if k not in _NOT_IDENTITY}
+        keep["pg_database"] = pg_database(self.pg_url)
         blob = json.dumps(keep, sort_keys=True, default=_json_default)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -143,8 +157,8 @@ class RunConfig:
         kw["null_ts"] = {k: parse_cutoff(str(v)) for k, v in dict(d.get("null_ts") or {}).items()}  # type: ignore[call-overload]
         if d.get("earnings_cutoff_date"):
             kw["earnings_cutoff_date"] = parse_date(str(d["earnings_cutoff_date"]), "earnings cutoff date")
-        for key in ("only", "sources"):
-            kw[key] = tuple(d.get(key) or ())  # type: ignore[arg-type]
+        kw["sources"] = tuple(d.get("sources") or ())  # type: ignore[arg-type]
+        kw["only"] = tuple(Pair(*p) for p in d.get("only") or ())  # type: ignore[attr-defined]
         return cls(**kw)  # type: ignore[arg-type]
 
     def public_dict(self) -> dict[str, object]:
@@ -154,21 +168,79 @@ class RunConfig:
         return json.loads(json.dumps(d, default=_json_default))
 
 
-def validate_names(cfg: RunConfig) -> None:
-    names = {s.name.lower() for s in CATALOG}
+# Options that change how a run goes, not what it writes.
+_NOT_IDENTITY = frozenset({"pg_url", "clickhouse_url", "concurrency", "chunk_rows", "ch_chunk_rows",
+                           "publish_slice_rows", "on_overlap", "pg_lock_timeout", "pg_statement_timeout"})
+
+
+def pg_database(url: str) -> str:
+    try:
+        return urlsplit(url).path.lstrip("/")
+    except ValueError:
+        return ""
+
+
+def check_source_name(name: str, what: str = "source") -> str:
+    """A catalog source name, exactly as the catalog spells it (with a suggestion when it is not)."""
+    names = [s.name for s in CATALOG]
+    if name in names:
+        return name
+    close = [n for n in names if n.lower() == name.lower()] or difflib.get_close_matches(name, names, n=2)
+    hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+    raise ConfigError(f"unknown {what} {name!r}{hint}: choose from {', '.join(names)}")
+
+
+def _check_table_name(name: str, what: str) -> None:
+    if not name:
+        return
+    for part in name.split(".", 1):
+        checked_ident(part, what)
+
+
+def validate(cfg: RunConfig) -> None:
+    """Every check a configuration can pass before touching a database (run by __post_init__)."""
     for s in cfg.sources:
-        if s.lower() not in names:
-            raise ConfigError(f"unknown source {s!r}: choose from {', '.join(x.name for x in CATALOG)}")
+        check_source_name(s)
     for s in cfg.source_cutoffs:
-        if s.lower() not in names:
-            raise ConfigError(f"unknown source {s!r} in a per-source cutoff: choose from {', '.join(x.name for x in CATALOG)}")
+        check_source_name(s, "source in a per-source cutoff")
+    for p in cfg.only:
+        if not isinstance(p, Pair):
+            raise ConfigError(f"pair {p!r} must be a Pair(entityType, metricType), e.g. Pair.parse('Image.Like')")
     if cfg.earnings_source not in EARNINGS_SOURCES:
         raise ConfigError(f"unknown earnings source {cfg.earnings_source!r}: use {' or '.join(EARNINGS_SOURCES)}")
     if cfg.target_shape not in SHAPE_TABLES:
         raise ConfigError(f"unknown target shape {cfg.target_shape!r}: use events, new or month")
+    if cfg.on_overlap not in ("abort", "skip", "replace", "accept"):
+        raise ConfigError(f"unknown --on-overlap {cfg.on_overlap!r}: use abort, skip, replace or accept")
+    if cfg.generation_value not in ("one", "blobs"):
+        raise ConfigError(f"unknown generation value {cfg.generation_value!r}: use one or blobs")
     if not 0 <= cfg.backfill_version <= 255:
         raise ConfigError("--backfill-version must be between 0 and 255 (UInt8)")
-    if cfg.concurrency < 1:
-        raise ConfigError("--concurrency must be at least 1")
+    for name, value, low in (("--concurrency", cfg.concurrency, 1), ("--chunk-rows", cfg.chunk_rows, 1),
+                             ("--ch-chunk-rows", cfg.ch_chunk_rows, 1),
+                             ("--publish-slice-rows", cfg.publish_slice_rows, 1)):
+        if not isinstance(value, int) or value < low:
+            raise ConfigError(f"{name} must be a whole number of at least {low}, not {value!r}")
+    if cfg.concurrency > 64:
+        raise ConfigError("--concurrency must be at most 64")
+    for name, t in (("--pg-lock-timeout", cfg.pg_lock_timeout), ("--pg-statement-timeout", cfg.pg_statement_timeout)):
+        if not t > 0:
+            raise ConfigError(f"{name} must be a positive number of seconds, not {t!r}")
+    checked_ident(cfg.state_database, "--state-db")
+    _check_table_name(cfg.table, "--table")
+    _check_table_name(cfg.earnings_table, "--earnings-table")
+    for key, name in cfg.ch_tables.items():
+        if key not in CH_TABLES:
+            raise ConfigError(f"unknown ClickHouse source table {key!r}: choose from {', '.join(CH_TABLES)}")
+        if "." not in name:
+            raise ConfigError(f"--ch-table {key}={name!r}: use database.table")
+        _check_table_name(name, f"--ch-table {key}")
+    for table in cfg.null_ts:
+        checked_ident(table, "--null-ts table")
     if cfg.cutoff.microsecond % 1000:
         raise ConfigError("the cutoff has sub-millisecond precision: timestamps are timestamp(3)")
+
+
+def validate_names(cfg: RunConfig) -> None:
+    """Kept for callers that validate a configuration again; RunConfig validates itself."""
+    validate(cfg)

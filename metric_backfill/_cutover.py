@@ -60,11 +60,13 @@ from datetime import date, datetime, timedelta, timezone
 from string import Template
 from typing import Any, Final
 
-from ._clickhouse import ClickHouse, qualified, quote_ident
-from ._compile import literal
+from ._catalog import Pair
+from ._clickhouse import ClickHouse
 from ._errors import ConfigError
-from ._expected import DEFAULT_CH_TABLES, ExpectedQuery, expected_queries, load_lookups
+from ._expected import DEFAULT_CH_TABLES, ExpectedQuery, expected_queries
 from ._postgres import Postgres, Snapshot
+from ._sql import checked_ident, literal, qualified, quote_ident
+from ._verify import load_lookups
 
 __all__ = [
     "CAUSES", "DEFAULT_TRUTH_TABLES", "HISTOGRAM_BINS", "CauseShare", "CutoverReport", "PairCutover",
@@ -154,7 +156,7 @@ class CutoverReport:
     def by_entity_type(self) -> dict[str, list[PairCutover]]:
         groups: dict[str, list[PairCutover]] = defaultdict(list)
         for p in self.pairs:
-            groups[p.pair.split(".", 1)[0]].append(p)
+            groups[_split_pair(p.pair)[0]].append(p)
         return dict(sorted(groups.items(), key=lambda kv: kv[0].lower()))
 
 
@@ -799,10 +801,10 @@ def _naive_utc(value: datetime) -> datetime:
 
 
 def _split_pair(pair: str) -> tuple[str, str]:
-    if "." not in pair:
-        raise ConfigError(f"pair {pair!r} must be Entity.metric")
-    et, mt = pair.split(".", 1)
-    return et, mt
+    try:
+        return tuple(Pair.parse(pair))  # type: ignore[return-value]
+    except ValueError:
+        raise ConfigError(f"pair {pair!r} must be Entity.metric") from None
 
 
 def _split_table(name: str, default_db: str) -> tuple[str, str]:
@@ -813,10 +815,8 @@ def _split_table(name: str, default_db: str) -> tuple[str, str]:
 
 
 def _ch_name(name: str) -> str:
-    """A possibly db-qualified ClickHouse name, back-quoted."""
-    if "`" in name:
-        return name
-    return ".".join(quote_ident(p) for p in name.split("."))
+    """A possibly db-qualified ClickHouse name (letters, digits and _ only), back-quoted."""
+    return ".".join(quote_ident(checked_ident(p, "ClickHouse table name")) for p in name.split("."))
 
 
 def _tuple_list(pairs: Sequence[str]) -> str:
@@ -867,7 +867,9 @@ class _Run:
     # -- setup -----------------------------------------------------------------------------------
     def create(self) -> None:
         db = quote_ident(self.scratch)
-        self.ch.command(f"CREATE DATABASE IF NOT EXISTS {db}", what="creating the scratch database")
+        # This command's own scratch database (random name, CREATE without IF NOT EXISTS: never adopted).
+        self.ch.command(f"CREATE DATABASE {db}", what="creating the scratch database")
+        self.created = True
         self.ch.command(f"CREATE TABLE {self.facts} ({_FACTS}) ENGINE = MergeTree "
                         "ORDER BY (entityType, metricType, entityId)", what="creating a scratch table")
         self.ch.command(f"CREATE TABLE {qualified(self.scratch, 'ids')} (name LowCardinality(String), id Int32) "
@@ -1138,7 +1140,7 @@ def cutover_report(pg: Postgres, ch: ClickHouse, *, target: str, cutoff: datetim
         if ch.engine(*earn) is None:
             earn = tgt
 
-    token = secrets.token_hex(4)
+    token = secrets.token_hex(6)
     scratch = f"{scratch_database}_cutover_{token}"
     generated_at = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     with pg.snapshot() as snap:
@@ -1168,7 +1170,7 @@ def cutover_report(pg: Postgres, ch: ClickHouse, *, target: str, cutoff: datetim
                 for c in CAUSES.get(p, ()):
                     for q in c.queries:
                         lookups.update(q.lookups)
-            load_lookups(snap.holder, ch.client, scratch)
+            load_lookups(snap, ch, scratch)
             run.load_ids(snap, lookups)
             run.load_displayed(snap)
             run.load_truths(snap)
@@ -1180,7 +1182,8 @@ def cutover_report(pg: Postgres, ch: ClickHouse, *, target: str, cutoff: datetim
             summary = run.summarize()
         finally:
             snap.close()
-            ch.command(f"DROP DATABASE IF EXISTS {quote_ident(scratch)} SYNC", what="dropping the scratch database")
+            if getattr(run, "created", False):
+                ch.command(f"DROP DATABASE IF EXISTS {quote_ident(scratch)} SYNC", what="dropping the scratch database")
 
     result: list[PairCutover] = []
     for p in selected:
@@ -1199,7 +1202,7 @@ def cutover_report(pg: Postgres, ch: ClickHouse, *, target: str, cutoff: datetim
         if not s.histogram:
             s.histogram = [(b[0], 0) for b in HISTOGRAM_BINS]
         result.append(s)
-    result.sort(key=lambda x: (x.pair.split(".", 1)[0].lower(), x.pair.split(".", 1)[0], x.status != "compared",
+    result.sort(key=lambda x: (_split_pair(x.pair)[0].lower(), _split_pair(x.pair)[0], x.status != "compared",
                                x.pair))
     return CutoverReport(generated_at=generated_at, cutoff=cutoff.strftime("%Y-%m-%d %H:%M:%S"),
                          target=f"{tgt[0]}.{tgt[1]}", pairs=result)

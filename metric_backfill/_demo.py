@@ -17,7 +17,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from ._catalog import BUZZTIP_ENTITY_TYPES
+from ._catalog import BUZZTIP_ENTITY_TYPES, Pair
 from ._clickhouse import ClickHouse
 from ._config import RunConfig, format_ts
 from ._embedded import EmbeddedPostgres, chdb_dsn
@@ -27,7 +27,7 @@ from ._postgres import Postgres
 from ._run import run
 from ._ui import ConsoleReporter
 from ._verify import verify_totals
-from ._compile import literal
+from ._sql import literal
 
 __all__ = ["run_demo"]
 
@@ -87,8 +87,7 @@ def run_demo(*, scale: float, directory: str, seed: int, concurrency: int, conso
         with Postgres(pg_url).snapshot() as snap:
             from ._plan import discover_entity_types
             etypes = discover_entity_types(snap) or list(BUZZTIP_ENTITY_TYPES)
-            snap.close()
-        pairs = list(result.pairs)
+        pairs = [Pair.parse(p) for p in result.pairs]
         report = verify_totals(
             Postgres(pg_url), ch,
             queries=lambda lookup_db: expected_queries(buzztip_entity_types=etypes, lookup_db=lookup_db),
@@ -97,7 +96,7 @@ def run_demo(*, scale: float, directory: str, seed: int, concurrency: int, conso
 
         by_type: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for p in report.pairs:
-            et = p.pair.split(".", 1)[0]
+            et = Pair.parse(p.pair).entity_type
             d = by_type[et]
             d["pairs"] += 1
             d["events"] += result.pairs.get(p.pair, {}).get("events", 0)

@@ -5,22 +5,26 @@ from __future__ import annotations
 from importlib import resources
 from typing import Any
 
-from ._catalog import BUZZTIP_ENTITY_TYPES, CATALOG, Rule, Source, Values
+from ._catalog import BUZZTIP_ENTITY_TYPES, CATALOG, Pair, Rule, Source, Values
+from ._errors import ConfigError
 
 __all__ = ["describe_catalog", "missing_pairs", "read_pair_list", "reference_lists"]
 
 
-def read_pair_list(text: str) -> list[str]:
+def read_pair_list(text: str) -> list[Pair]:
     """Pairs of a reference file: one `Entity.metric` per line; `#` comments and blanks ignored."""
     out = []
-    for line in text.splitlines():
+    for n, line in enumerate(text.splitlines(), 1):
         line = line.split("#", 1)[0].strip()
         if line:
-            out.append(line)
+            try:
+                out.append(Pair.parse(line))
+            except ValueError:
+                raise ConfigError(f"line {n} of the pair list is {line!r}, not Entity.metricType") from None
     return out
 
 
-def reference_lists() -> dict[str, set[str]]:
+def reference_lists() -> dict[str, set[Pair]]:
     base = resources.files("metric_backfill") / "sql"
     return {name: set(read_pair_list((base / f"metrics-{name}.txt").read_text()))
             for name in ("2025-09", "later")}
@@ -50,9 +54,9 @@ def describe_catalog(entity_types: tuple[str, ...] = BUZZTIP_ENTITY_TYPES) -> di
         for r in s.rules:
             for et in r.entity_types(entity_types):
                 for m in r.metrics():
-                    pair = f"{et}.{m}"
+                    pair = Pair(et, m)
                     membership = "2025-09" if pair in lists["2025-09"] else ("later" if pair in lists["later"] else "-")
-                    pairs.append({"pair": pair, "source": s.name, "list": membership, "rule": rule_text(r),
+                    pairs.append({"pair": str(pair), "entityType": et, "metricType": m, "source": s.name, "list": membership, "rule": rule_text(r),
                                   "default": not s.default_off, "notes": s.notes})
     return {"sources": sources, "pairs": pairs}
 
@@ -74,6 +78,6 @@ def _source_dict(s: Source, entity_types: tuple[str, ...]) -> dict[str, Any]:
     }
 
 
-def missing_pairs(wanted: list[str], entity_types: tuple[str, ...] = BUZZTIP_ENTITY_TYPES) -> list[str]:
+def missing_pairs(wanted: list[Pair], entity_types: tuple[str, ...] = BUZZTIP_ENTITY_TYPES) -> list[Pair]:
     produced = {p for s in CATALOG for p in s.pairs(entity_types)}
     return [p for p in wanted if p not in produced]

@@ -53,6 +53,7 @@ __all__ = [
     "BUZZTIP_USER_PAIRS",
     "DEFAULT_CH_TABLES",
     "ExpectedQuery",
+    "LOOKUPS",
     "expected_queries",
     "load_lookups",
     "run_expected",
@@ -87,11 +88,13 @@ class ExpectedQuery:
     engine: str
     sql: str
     pairs: tuple[str, ...]
+    values: tuple[tuple[str, Any], ...] = ()
+    """More bound parameters of `sql` (e.g. the BuzzTip entity types)."""
 
     def parameters(self, *, cutoff: datetime, cutoff_date: date | None = None) -> dict[str, Any]:
         """The parameter dict for running `sql` (psycopg for "pg", clickhouse-connect for "ch")."""
         if self.engine == "pg":
-            return {"cutoff": _naive_utc(cutoff)}
+            return {"cutoff": _naive_utc(cutoff), **dict(self.values)}
         params: dict[str, Any] = {}
         if "{cutoff:" in self.sql:
             params["cutoff"] = _naive_utc(cutoff)
@@ -159,20 +162,13 @@ def _ch(source: str, pairs: Iterable[str], lines: Sequence[str], ctes: Sequence[
     return ExpectedQuery(source=source, engine="ch", sql=sql, pairs=tuple(pairs))
 
 
-def _pg_text_literal(value: str) -> str:
-    """A PostgreSQL string literal for a value read from the database itself (BuzzTip etypes).
-
-    `%` is doubled because every PostgreSQL query here is executed with psycopg parameters.
-    """
-    if "\x00" in value:
-        raise ConfigError("BuzzTip entityType values must not contain NUL characters")
-    return "'" + value.replace("'", "''").replace("%", "%%") + "'"
-
-
 def _ch_ident(name: str) -> str:
-    """Back-quote a (possibly db-qualified) ClickHouse name: db.table -> `db`.`table`."""
-    if "`" in name:
-        return name  # already quoted by the caller
+    """Back-quote a (possibly db-qualified) ClickHouse name: db.table -> `db`.`table` (names are
+    letters, digits and _ only: anything else is refused, never passed through)."""
+    import re
+
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?", name):
+        raise ConfigError(f"invalid ClickHouse name {name!r}: use letters, digits and _ (database.table)")
     return ".".join("`" + part + "`" for part in name.split("."))
 
 
@@ -441,8 +437,8 @@ ir AS (
 
 def _buzz_tip(entity_types: Sequence[str]) -> ExpectedQuery:  # section 12
     etypes = sorted(set(entity_types))
-    etype_filter = ("bt.\"entityType\" IN (" + ", ".join(_pg_text_literal(e) for e in etypes) + ")"
-                    if etypes else "false")
+    # Bound by psycopg (never spelled into the SQL): a value read from the database is still data.
+    etype_filter = 'bt."entityType" = ANY(%(etypes)s::text[])'
     ctes = ['''
 bt AS (
     -- amount is the accumulated total (current value replayed); amount <= 0 emits nothing;
@@ -476,7 +472,8 @@ bt AS (
     SELECT 'User', bt."fromUserId", bt."fromUserId", 'tipsGivenAmount', bt."amount" FROM bt
 ''']
     pairs = list(BUZZTIP_USER_PAIRS) + [f"{e}.{m}" for e in etypes for m in ("tippedCount", "tippedAmount")]
-    return _pg("BuzzTip", pairs, lines, ctes)
+    q = _pg("BuzzTip", pairs, lines, ctes)
+    return ExpectedQuery(q.source, q.engine, q.sql, q.pairs, (("etypes", list(etypes)),))
 
 
 def _tag_engagement() -> ExpectedQuery:  # section 13
@@ -689,7 +686,7 @@ def _earnings_today(subst: Mapping[str, str], extra_filter: str = "") -> Expecte
 dv AS (
     -- SummingMergeTree: parts may be unmerged, so sum() GROUP BY; all account types and sources;
     -- floored per (day, version)
-    SELECT date AS day, modelVersionId, toInt32(floor(sum(amount))) AS earned
+    SELECT date AS day, modelVersionId, toInt64(floor(sum(amount))) AS earned
     FROM $resourceCompensations
     WHERE date < {{cutoff_date:Date}}{extra_filter}
     GROUP BY date, modelVersionId
@@ -781,7 +778,7 @@ def expected_queries(*, buzztip_entity_types: Sequence[str], earnings_source: st
     return queries
 
 
-_LOOKUPS: Final[tuple[tuple[str, str, str], ...]] = (
+LOOKUPS: Final[tuple[tuple[str, str, str], ...]] = (
     # (ClickHouse table, second column, PostgreSQL query)
     ("pg_model_version", "modelId", 'SELECT "id", "modelId" FROM "ModelVersion"'),
     ("pg_image", "userId", 'SELECT "id", "userId" FROM "Image"'),
@@ -798,7 +795,7 @@ def load_lookups(pg_conn: psycopg.Connection[Any], ch_client: Any, lookup_db: st
     """
     db = _ch_ident(lookup_db)
     ch_client.command(f"CREATE DATABASE IF NOT EXISTS {db}")
-    for table, column, select in _LOOKUPS:
+    for table, column, select in LOOKUPS:
         target = f"{db}.`{table}`"
         ch_client.command(f"DROP TABLE IF EXISTS {target}")
         ch_client.command(f"CREATE TABLE {target} (id Int32, `{column}` Int32) ENGINE = MergeTree ORDER BY id")

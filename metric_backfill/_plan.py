@@ -18,7 +18,7 @@ from typing import Any
 
 from psycopg import sql
 
-from ._catalog import BUZZTIP_ENTITY_TYPES, CATALOG, Source
+from ._catalog import BUZZTIP_ENTITY_TYPES, CATALOG, Pair, Source
 from ._clickhouse import ClickHouse
 from ._config import RunConfig, format_ts, parse_cutoff
 from ._errors import ConfigError, SourceError
@@ -43,7 +43,7 @@ class Chunk:
 @dataclass
 class SourcePlan:
     source: Source
-    pairs: list[str]
+    pairs: list[Pair]
     cutoff: datetime
     null_ts: datetime | None = None
     query: str = ""
@@ -74,7 +74,7 @@ class Plan:
         return {
             "snapshot_id": self.snapshot_id,
             "buzztip_entity_types": self.buzztip_entity_types,
-            "sources": [{"name": sp.source.name, "pairs": sp.pairs, "cutoff": format_ts(sp.cutoff),
+            "sources": [{"name": sp.source.name, "pairs": [list(p) for p in sp.pairs], "cutoff": format_ts(sp.cutoff),
                          "null_ts": format_ts(sp.null_ts) if sp.null_ts else None,
                          "cutoff_date": sp.cutoff_date.isoformat() if sp.cutoff_date else None,
                          "chunks": sum(1 for c in self.chunks if c.source == sp.source.name)}
@@ -85,12 +85,12 @@ class Plan:
 
 def eligible_sources(cfg: RunConfig) -> list[Source]:
     """Catalog sources a run may use: one earnings path, and only what --sources allows."""
-    named = {s.lower() for s in cfg.sources}
+    named = set(cfg.sources)
     out = []
     for s in CATALOG:
-        if s.earnings and s.earnings != cfg.earnings_source and s.name.lower() not in named:
+        if s.earnings and s.earnings != cfg.earnings_source and s.name not in named:
             continue
-        if named and s.name.lower() not in named:
+        if named and s.name not in named:
             continue
         out.append(s)
     earnings = [s for s in out if s.earnings]
@@ -100,25 +100,26 @@ def eligible_sources(cfg: RunConfig) -> list[Source]:
     return out
 
 
-def select_pairs(cfg: RunConfig, etypes: list[str]) -> dict[str, list[str]]:
+def select_pairs(cfg: RunConfig, etypes: list[str]) -> dict[str, list[Pair]]:
     """source name → selected pairs (in catalog order)."""
     sources = eligible_sources(cfg)
     universe = {p: s for s in sources for p in s.pairs(etypes)}
-    named = {s.lower() for s in cfg.sources}
+    named = set(cfg.sources)
     if cfg.only:
         all_pairs = {p for s in CATALOG for p in s.pairs(etypes)}
         for p in cfg.only:
             if p not in all_pairs:
-                close = sorted(q for q in all_pairs if q.lower() == p.lower() or q.split(".")[-1] == p.split(".")[-1])[:4]
+                close = sorted(str(q) for q in all_pairs if str(q).lower() == str(p).lower()
+                               or q.metric_type == p.metric_type)[:4]
                 hint = f" (did you mean {', '.join(close)}?)" if close else ""
-                raise ConfigError(f"unknown pair {p!r}{hint}: pairs are Entity.metricType as in `metric-backfill plan`")
+                raise ConfigError(f"unknown pair '{p}'{hint}: pairs are Entity.metricType as in `metric-backfill plan`")
             if p not in universe:
-                raise ConfigError(f"pair {p!r} is not produced by the selected sources "
+                raise ConfigError(f"pair '{p}' is not produced by the selected sources "
                                   "(check --sources and --earnings-source)")
         wanted = set(cfg.only)
     else:
-        wanted = {p for p, s in universe.items() if not s.default_off or s.name.lower() in named}
-    out: dict[str, list[str]] = {}
+        wanted = {p for p, s in universe.items() if not s.default_off or s.name in named}
+    out: dict[str, list[Pair]] = {}
     for s in sources:
         ps = [p for p in s.pairs(etypes) if p in wanted]
         if ps:
@@ -221,8 +222,8 @@ def _pg_chunks(snap: Snapshot, sp: SourcePlan, target_rows: int) -> list[tuple[s
     lo, hi = snap.fetch(sql.SQL("SELECT min({c}), max({c}) FROM {t}").format(c=c, t=t), what=f"planning {table}")[0]
     if lo is None:
         return []
-    est = snap.fetch("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
-                     (sql.Identifier(table).as_string(snap.holder),), what=f"planning {table}")[0][0]
+    est = snap.fetch("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(quote_ident(%s))",
+                     (table,), what=f"planning {table}")[0][0]
     if est is None or est < 0:
         est = snap.fetch(sql.SQL("SELECT count(*) FROM {t}").format(t=t), what=f"counting {table}")[0][0]
     est = int(est)
@@ -246,7 +247,7 @@ def _ch_days(ch: ClickHouse, sp: SourcePlan, cfg: RunConfig) -> list[tuple[date,
         raise SourceError(f"ClickHouse source table {table} does not exist — create it, point "
                           f"--ch-table {s.name}=db.table at it, or leave {s.name} out with --sources")
     col = s.chunk.column
-    final = " FINAL" if s.name == "buzz_resource_compensation" else ""
+    final = " FINAL" if s.read_final else ""
     limit = (f"{col} < {{cd:Date}}" if s.chunk.kind == "day" else f"{col} < {{c:DateTime64(3, 'UTC')}}")
     rows = ch.query(f"SELECT toDate({col}) AS d, count() FROM {table}{final} WHERE {limit} GROUP BY d ORDER BY d",
                     parameters={"c": format_ts(sp.cutoff), "cd": sp.cutoff_date or date(2100, 1, 1)},
@@ -295,7 +296,8 @@ def build_plan(cfg: RunConfig, snap: Snapshot, ch: ClickHouse, *, manifest: dict
     chunk list lives in the state tables."""
     fixed = {src["name"]: src for src in (manifest or {}).get("sources", [])}
     etypes = list(manifest["buzztip_entity_types"]) if manifest else discover_entity_types(snap)
-    selection = {name: list(src["pairs"]) for name, src in fixed.items()} if manifest else select_pairs(cfg, etypes)
+    selection = ({name: [Pair(*p) for p in src["pairs"]] for name, src in fixed.items()} if manifest
+                 else select_pairs(cfg, etypes))
     plans: list[SourcePlan] = []
     for s in CATALOG:
         if s.name not in selection:
@@ -320,8 +322,7 @@ def build_plan(cfg: RunConfig, snap: Snapshot, ch: ClickHouse, *, manifest: dict
                     sp.null_ts = v or EPOCH
             if s.chunk.partition:
                 # Only entity types with a selected pair are read.
-                sp.parts = [e for e in etypes if any(p.startswith(f"{e}.") for p in sp.pairs)
-                            or any(p.startswith("User.") for p in sp.pairs)]
+                sp.parts = [e for e in etypes if any(p.entity_type in (e, "User") for p in sp.pairs)]
             _check_pg_query(snap, sp)
         else:
             sp.query = _ch_template(cfg, s)

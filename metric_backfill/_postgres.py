@@ -1,33 +1,41 @@
 """PostgreSQL access: read-only sessions on one exported snapshot, rows streamed as COPY bytes.
 
 Every session is read-only (`default_transaction_read_only`), in UTC with ISO dates so that
-`timestamp(3)` values leave as UTC wall-clock text (T16), and every chunk reads inside a
-REPEATABLE READ transaction that imports the run's exported snapshot (T30): joins and lookups
-agree across chunks and workers.
+`timestamp(3)` values leave as UTC wall-clock text (T16), bounded by `lock_timeout` and
+`statement_timeout` (a table held by another session's lock is reported, never waited on forever),
+and every chunk reads inside a REPEATABLE READ transaction that imports the run's exported
+snapshot (T30): joins and lookups agree across chunks and workers.
 
 Rows leave through `COPY (query) TO STDOUT` as raw text — no per-row Python objects — and go
 straight to ClickHouse. COPY cannot take server-side parameters, so psycopg binds them on the
-client with its own typed quoting; no value is ever formatted into SQL by this tool.
+client with its own typed quoting (which follows the session's `standard_conforming_strings`);
+no value is ever formatted into SQL by this tool.
+
+Failures are translated once, here: every psycopg error (COMMIT and ROLLBACK included) becomes a
+one-line `SourceError` naming the cause and the fix; the ones a retry can fix (a terminated
+backend, a restart, a recovery conflict on a standby, a dropped connection) carry the `Transient`
+marker; the loss of the session holding the exported snapshot is `SnapshotLost`, after which the
+run continues under a new snapshot.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
 from psycopg import sql
 
-from ._errors import ConfigError, SourceError, TransientError, redact
+from ._errors import (BackfillError, Cancelled, ConfigError, SnapshotLost, SourceError, TransientSourceError, redact,
+                      register_url_secrets)
 
 __all__ = ["Postgres", "Snapshot", "check_pg_url"]
 
-_SESSION_OPTIONS = "-c default_transaction_read_only=on -c TimeZone=UTC -c DateStyle=ISO,YMD -c IntervalStyle=postgres"
-
-# SQLSTATE classes worth a retry: connection exceptions, serialization/deadlock, admin shutdown,
+# SQLSTATEs a retry can fix: connection exceptions, serialization failures and deadlocks (a
+# standby's recovery conflict is 40001), admin/crash shutdown and "cannot connect now" (a restart),
 # too many connections / out of resources.
 _TRANSIENT_SQLSTATES = ("08", "40", "57P01", "57P02", "57P03", "53")
 
@@ -36,83 +44,182 @@ def check_pg_url(url: str) -> str:
     if not url:
         raise ConfigError("no PostgreSQL URL: pass --pg postgresql://user:pass@host:port/db "
                           "(or set METRIC_BACKFILL_PG_URL)")
-    parts = urlsplit(url)
-    if parts.scheme not in ("postgresql", "postgres"):
-        raise ConfigError(f"PostgreSQL URL {redact(url)!r} must start with postgresql://")
+    register_url_secrets(url)
     try:
+        parts = urlsplit(url)
         _ = parts.port  # parsing validates it
     except ValueError:
-        raise ConfigError(f"PostgreSQL URL {redact(url)!r} has an invalid port") from None
+        raise ConfigError(f"PostgreSQL URL {redact(url)!r} is malformed (percent-encode special characters of "
+                          "the password, e.g. %40 for @, %2F for /)") from None
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ConfigError(f"PostgreSQL URL {redact(url)!r} must start with postgresql://")
     return url
 
 
-def translate(exc: BaseException, what: str) -> Exception:
-    """Map a psycopg error to the tool's hierarchy with a one-line, redacted message."""
-    text = redact(" ".join(str(exc).split()))[:400]
+def _first_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return redact(text)[:400] or type(exc).__name__
+
+
+def translate(exc: BaseException, what: str, *, timeouts: tuple[float, float] | None = None) -> BackfillError:
+    """Map a psycopg error to the tool's hierarchy: one redacted line, the cause, the fix."""
+    if isinstance(exc, BackfillError):
+        return exc
+    text = _first_line(exc)
     state = getattr(exc, "sqlstate", None) or ""
+    lock_s, stmt_s = timeouts or (0, 0)
     if isinstance(exc, psycopg.errors.UndefinedTable):
         return SourceError(f"PostgreSQL {what}: {text} — is --pg pointing at the site's database?")
     if isinstance(exc, psycopg.errors.UndefinedColumn):
-        return SourceError(f"PostgreSQL {what}: {text} — the source schema differs from spec/postgres.sql")
+        return SourceError(f"PostgreSQL {what}: {text} — the source schema differs from the one the tool reads "
+                           "(docs/sources.md)")
     if isinstance(exc, psycopg.errors.InvalidPassword) or "password authentication failed" in text:
         return ConfigError(f"PostgreSQL refused the credentials: {text} — check the user and password in --pg")
+    if isinstance(exc, psycopg.errors.LockNotAvailable):
+        return SourceError(f"PostgreSQL {what}: a table is locked by another session and the lock was not granted "
+                           f"within {lock_s:g} s ({text}) — wait for that session (see pg_locks) or raise "
+                           "--pg-lock-timeout")
     if isinstance(exc, psycopg.errors.QueryCanceled):
-        return TransientError(f"PostgreSQL {what} was cancelled: {text}")
+        if "statement timeout" in text:
+            return SourceError(f"PostgreSQL {what} ran longer than the statement timeout of {stmt_s:g} s — use "
+                               "smaller chunks (--chunk-rows) or raise --pg-statement-timeout")
+        if "user request" in text:
+            return Cancelled(f"PostgreSQL {what} was cancelled: interrupted; run the same command again to resume")
+        return TransientSourceError(f"PostgreSQL {what} was cancelled: {text}")
+    if isinstance(exc, psycopg.errors.InvalidParameterValue) and "snapshot" in text:
+        return SnapshotLost(f"PostgreSQL {what}: the run's exported snapshot is gone ({text})")
     if state.startswith(_TRANSIENT_SQLSTATES) or isinstance(exc, psycopg.OperationalError):
-        return TransientError(f"PostgreSQL {what} failed (transient): {text}")
+        return TransientSourceError(f"PostgreSQL {what} failed (transient): {text}")
     return SourceError(f"PostgreSQL {what} failed: {text}")
 
 
 class Postgres:
     """Connection factory for one source database. Never writes."""
 
-    def __init__(self, url: str, *, connect_timeout: int = 10, application_name: str = "metric-backfill") -> None:
+    def __init__(self, url: str, *, connect_timeout: int = 10, application_name: str = "metric-backfill",
+                 lock_timeout: float = 60.0, statement_timeout: float = 3600.0) -> None:
         self.url = check_pg_url(url)
         self._connect_timeout = connect_timeout
         self._application_name = application_name
+        self.timeouts = (float(lock_timeout), float(statement_timeout))
+        # The snapshot holder sits idle in its transaction for the whole run: a server-wide
+        # idle_in_transaction_session_timeout would end it (and the snapshot) silently.
+        self._options = ("-c default_transaction_read_only=on -c TimeZone=UTC -c DateStyle=ISO,YMD "
+                         "-c IntervalStyle=postgres -c idle_in_transaction_session_timeout=0 "
+                         f"-c lock_timeout={int(lock_timeout * 1000)} -c statement_timeout={int(statement_timeout * 1000)}")
 
     def redacted_url(self) -> str:
         return redact(self.url)
 
+    def translate(self, exc: BaseException, what: str) -> BackfillError:
+        return translate(exc, what, timeouts=self.timeouts)
+
     def connect(self) -> psycopg.Connection[Any]:
         try:
-            return psycopg.connect(self.url, autocommit=True, options=_SESSION_OPTIONS,
+            return psycopg.connect(self.url, autocommit=True, options=self._options,
                                    connect_timeout=self._connect_timeout,
                                    application_name=self._application_name)
         except psycopg.Error as exc:
-            err = translate(exc, "connect")
-            if not isinstance(err, ConfigError):
-                err = SourceError(f"cannot connect to PostgreSQL at {self.redacted_url()}: "
-                                  f"{redact(' '.join(str(exc).split()))[:300]} — check host, port and that the server runs")
-            raise err from exc
+            raise self._connect_error(exc) from None
+        except (ValueError, UnicodeError) as exc:  # a conninfo libpq cannot even parse
+            raise ConfigError(f"PostgreSQL URL {self.redacted_url()!r} is malformed ({_first_line(exc)}): "
+                              "percent-encode special characters of the password") from None
+
+    def _connect_error(self, exc: psycopg.Error) -> BackfillError:
+        text = _first_line(exc)
+        err = self.translate(exc, "connect")
+        if isinstance(err, ConfigError):
+            return err
+        if "does not exist" in text and "database" in text:
+            return ConfigError(f"PostgreSQL at {self.redacted_url()}: {text} — check the database name in --pg")
+        if "role" in text and "does not exist" in text:
+            return ConfigError(f"PostgreSQL at {self.redacted_url()}: {text} — check the user name in --pg")
+        if "no password supplied" in text or "password is required" in text:
+            return ConfigError(f"PostgreSQL at {self.redacted_url()} asks for a password: {text} — put it in --pg "
+                               "(percent-encoded) or in PGPASSWORD / ~/.pgpass")
+        if "invalid" in text and ("URI" in text or "connection option" in text or "conninfo" in text):
+            return ConfigError(f"PostgreSQL URL {self.redacted_url()!r} is malformed: {text}")
+        return TransientSourceError(f"cannot connect to PostgreSQL at {self.redacted_url()}: {text} — check the "
+                                    "host and port and that the server is running")
+
+    def query(self, query: str | sql.Composable, params: Sequence[Any] | dict[str, Any] | None = None,
+              *, what: str) -> list[tuple[Any, ...]]:
+        """One statement in a read-only autocommit session of its own (no snapshot)."""
+        conn = self.connect()
+        try:
+            return list(conn.execute(query, params).fetchall())  # type: ignore[arg-type]
+        except psycopg.Error as exc:
+            raise self.translate(exc, what) from None
+        finally:
+            with suppress(Exception):
+                conn.close()
 
     @contextmanager
     def snapshot(self) -> Iterator[Snapshot]:
-        """Open a REPEATABLE READ READ ONLY transaction and export its snapshot for the run."""
-        conn = self.connect()
+        """A REPEATABLE READ READ ONLY transaction exporting its snapshot for the run; closes every
+        reader connection of the snapshot on the way out."""
+        snap = Snapshot(self)
+        try:
+            snap.open()
+            yield snap
+        finally:
+            snap.close()
+
+
+class Snapshot:
+    """An exported snapshot: the holder connection keeps it alive; readers (one per thread) import it.
+
+    If the holder's session ends (terminated, server restart, a timeout) the snapshot is gone;
+    `renew()` exports a new one, and readers import whichever is current (the run records each id)."""
+
+    def __init__(self, pg: Postgres) -> None:
+        self.pg = pg
+        self.id = ""
+        self.ids: list[str] = []
+        self.started_at: Any = None
+        """now() of the snapshot's transaction (naive UTC): events at or after it are the live pipeline's."""
+        self._holder: psycopg.Connection[Any] | None = None
+        self._readers = threading.local()
+        self._all: list[psycopg.Connection[Any]] = []
+        self._lock = threading.Lock()
+
+    def open(self) -> None:
+        conn = self.pg.connect()
         try:
             conn.autocommit = False
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             conn.read_only = True
-            snap_id = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]  # type: ignore[index]
-            yield Snapshot(self, str(snap_id), conn)
-        finally:
-            try:
-                conn.rollback()
-            finally:
+            row = conn.execute("SELECT pg_export_snapshot(), (now() AT TIME ZONE 'UTC')::timestamp(3)").fetchone()
+        except psycopg.Error as exc:
+            with suppress(Exception):
                 conn.close()
+            raise self.pg.translate(exc, "exporting a snapshot") from None
+        assert row is not None
+        with self._lock:
+            old, self._holder = self._holder, conn
+            self.id, self.started_at = str(row[0]), row[1]
+            self.ids.append(self.id)
+        if old is not None:
+            with suppress(Exception):
+                old.close()
 
+    def renew(self, failed_id: str) -> None:
+        """Export a new snapshot unless another thread already replaced `failed_id`."""
+        with self._lock:
+            if self.id != failed_id:
+                return
+        self.open()
 
-class Snapshot:
-    """An exported snapshot: the holder connection keeps it alive; readers import it."""
-
-    def __init__(self, pg: Postgres, snapshot_id: str, holder: psycopg.Connection[Any]) -> None:
-        self.pg = pg
-        self.id = snapshot_id
-        self.holder = holder
-        self._readers = threading.local()
-        self._all: list[psycopg.Connection[Any]] = []
-        self._lock = threading.Lock()
+    def holder_alive(self) -> bool:
+        holder = self._holder
+        if holder is None or holder.closed:
+            return False
+        try:
+            with self._lock:
+                holder.execute("SELECT 1")
+            return True
+        except psycopg.Error:
+            return False
 
     def _reader(self) -> psycopg.Connection[Any]:
         conn = getattr(self._readers, "conn", None)
@@ -127,45 +234,51 @@ class Snapshot:
     def transaction(self, conn: psycopg.Connection[Any] | None = None) -> Iterator[psycopg.Connection[Any]]:
         """A REPEATABLE READ READ ONLY transaction on this thread's reader, in the snapshot."""
         conn = conn or self._reader()
+        snap_id = self.id
         try:
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(self.id)))
+            conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snap_id)))
         except psycopg.Error as exc:
             self._discard(conn)
-            raise translate(exc, "snapshot import") from exc
+            err = self.pg.translate(exc, "importing the run's snapshot")
+            if not isinstance(err, SnapshotLost) and not self.holder_alive():
+                err = SnapshotLost(f"the PostgreSQL session holding the run's snapshot is gone ({err})")
+            if isinstance(err, SnapshotLost):
+                err.snapshot_id = snap_id  # type: ignore[attr-defined]
+            raise err from None
         try:
             yield conn
-            conn.execute("COMMIT")
         except BaseException:
-            self._discard(conn)
+            self._discard(conn)  # closing the connection ends its transaction; no ROLLBACK to fail
             raise
+        try:
+            conn.execute("COMMIT")
+        except psycopg.Error as exc:
+            self._discard(conn)
+            raise self.pg.translate(exc, "finishing a read (COMMIT)") from None
 
     def _discard(self, conn: psycopg.Connection[Any]) -> None:
-        try:
+        with suppress(Exception):
             conn.close()
-        finally:
-            if getattr(self._readers, "conn", None) is conn:
-                self._readers.conn = None
+        if getattr(self._readers, "conn", None) is conn:
+            self._readers.conn = None
 
     def cancel_all(self) -> None:
         """Cancel every in-flight query of this snapshot's readers (Ctrl-C)."""
         with self._lock:
             conns = list(self._all)
         for conn in conns:
-            try:
+            with suppress(Exception):
                 if not conn.closed:
                     conn.cancel_safe(timeout=5)
-            except Exception:  # noqa: BLE001
-                pass
 
     def close(self) -> None:
         with self._lock:
-            for c in self._all:
-                try:
-                    c.close()
-                except Exception:  # noqa: BLE001
-                    pass
-            self._all.clear()
+            conns, self._all = list(self._all), []
+            holder, self._holder = self._holder, None
+        for c in [*conns, *([holder] if holder is not None else [])]:
+            with suppress(Exception):
+                c.close()
 
     # -- reads -------------------------------------------------------------------------------
     def copy(self, query: str, params: dict[str, Any], *, what: str) -> CopyStream:
@@ -180,7 +293,7 @@ class Snapshot:
             try:
                 return list(conn.execute(query, params).fetchall())  # type: ignore[arg-type]
             except psycopg.Error as exc:
-                raise translate(exc, what) from exc
+                raise self.pg.translate(exc, what) from None
 
 
 class CopyStream:
@@ -199,4 +312,4 @@ class CopyStream:
                     yield from cp
                 self.rows = cur.rowcount
             except psycopg.Error as exc:
-                raise translate(exc, self._what) from exc
+                raise self._snap.pg.translate(exc, self._what) from None

@@ -13,6 +13,7 @@ import math
 from collections.abc import Iterable
 from html import escape
 
+from ._catalog import Pair
 from ._cutover import CutoverReport, PairCutover
 
 __all__ = ["render_html"]
@@ -80,7 +81,7 @@ def _signed(value: int) -> str:
 
 
 def _metric(p: PairCutover) -> str:
-    return p.pair.split(".", 1)[1]
+    return Pair.parse(p.pair).metric_type
 
 
 def _svg_open(title_id: str, desc_id: str, width: int, height: int) -> str:

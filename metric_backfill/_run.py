@@ -1,33 +1,42 @@
-"""The run: plan → stage → verify → publish, resumable, with progress reported to a `Reporter`."""
+"""The run: plan → stage → verify → publish, resumable, with progress reported to a `Reporter`.
+
+Everything that protects a publish lives here and below, not in the CLI: `run()`, `publish_run()`,
+`reconcile()` and the demo all publish through `publish_staged`, under the target lease, with the
+publish-time fence, the range checks and the settle-and-repair of target and rollups.
+"""
 
 from __future__ import annotations
 
 import secrets
 import threading
 import time
-from collections.abc import Callable
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from ._catalog import Pair, routes_to_earnings_table
 from ._clickhouse import ClickHouse
-from ._config import RunConfig, parse_cutoff, validate_names
-from ._errors import Cancelled, ConfigError, TerminalError, TransientError
-from ._fence import check_overlap
+from ._config import RunConfig, parse_cutoff
+from ._errors import Cancelled, ConfigError, OverlapError, SnapshotLost, TerminalError, is_transient
+from ._fence import check_overlap, known_pairs, publish_time_conflicts
+from ._lease import Lease
 from ._plan import Chunk, Plan, build_plan
 from ._postgres import Postgres, Snapshot
-from ._publish import Publisher, Slice
+from ._publish import Publisher, Slice, check_ranges
 from ._stage import ChunkStager, dry_run_counts
-from ._state import ChunkState, StateStore, now, worker_name
+from ._state import ChunkState, RunRecord, StateStore, now, worker_name
 from ._target import Target, ensure_target, resolve_targets
 
-__all__ = ["Reporter", "RunResult", "dry_run", "publish_run", "run"]
+__all__ = ["Reporter", "RunResult", "Worker", "dry_run", "publish_run", "publish_staged", "run"]
 
 RETRY_ATTEMPTS = 5
+OnOverlap = Literal["abort", "skip", "replace", "accept"]
 
 
 class Reporter(Protocol):
@@ -35,6 +44,7 @@ class Reporter(Protocol):
     def planned(self, plan: Plan, todo: list[Chunk]) -> None: ...
     def chunk_done(self, chunk: Chunk, rows_read: int) -> None: ...
     def retrying(self, chunk: Chunk, attempt: int, error: BaseException) -> None: ...
+    def publishing(self, slices: int) -> None: ...
     def slice_done(self, sl: Slice, rows: int, note: str) -> None: ...
     def finished(self) -> None: ...
 
@@ -44,6 +54,7 @@ class SilentReporter:
     def planned(self, plan: Plan, todo: list[Chunk]) -> None: pass
     def chunk_done(self, chunk: Chunk, rows_read: int) -> None: pass
     def retrying(self, chunk: Chunk, attempt: int, error: BaseException) -> None: pass
+    def publishing(self, slices: int) -> None: pass
     def slice_done(self, sl: Slice, rows: int, note: str) -> None: pass
     def finished(self) -> None: pass
 
@@ -53,7 +64,7 @@ class RunResult:
     run_id: str
     status: str
     pairs: dict[str, dict[str, int]] = field(default_factory=dict)
-    """pair → {events, value_sum, drop reasons...}"""
+    """pair (Entity.metric) → {events, value_sum, dropped_<reason>...}"""
     published_rows: int = 0
     resumed: bool = False
     overlap: dict[str, Any] = field(default_factory=dict)
@@ -63,14 +74,14 @@ class RunResult:
                 "published_rows": self.published_rows, "resumed": self.resumed, "overlap": self.overlap}
 
 
-def new_run_id() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+def new_run_id(prefix: str = "") -> str:
+    return prefix + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
 
 
-def _pair_totals(stats: list[tuple[Any, ...]]) -> dict[str, dict[str, int]]:
+def pair_totals(stats: list[tuple[Any, ...]]) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for _source, et, mt, reason, n, vs in stats:
-        d = out[f"{et}.{mt}"]
+        d = out[str(Pair(str(et), str(mt)))]
         if reason:
             d[f"dropped_{reason}"] += int(n)
         else:
@@ -79,14 +90,29 @@ def _pair_totals(stats: list[tuple[Any, ...]]) -> dict[str, dict[str, int]]:
     return {k: dict(v) for k, v in sorted(out.items())}
 
 
+def overlap_view(overlap: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's fence record as people read it (pairs as Entity.metric)."""
+    out: dict[str, Any] = {}
+    if "rows" in overlap:
+        out["rows"] = {str(Pair(et, mt)): n for et, mt, n in overlap["rows"]}
+    if "skipped" in overlap:
+        out["skipped"] = [str(Pair(*p)) for p in overlap["skipped"]]
+    if "withdraw" in overlap:
+        out["withdraw"] = {r: [str(Pair(*p)) for p in ps] for r, ps in overlap["withdraw"].items()}
+    for key in ("at_publish",):
+        if key in overlap:
+            out[key] = overlap[key]
+    return out
+
+
 class _Session:
-    """Connections shared by the commands of one invocation."""
+    """Connections shared by the commands of one invocation; closes them on exit."""
 
     def __init__(self, cfg: RunConfig, *, needs_pg: bool = True) -> None:
-        validate_names(cfg)
         self.cfg = cfg
         # `publish` needs no PostgreSQL; everything else does (and asks for `pg`).
-        self._pg = Postgres(cfg.pg_url) if needs_pg else None
+        self._pg = (Postgres(cfg.pg_url, lock_timeout=cfg.pg_lock_timeout, statement_timeout=cfg.pg_statement_timeout)
+                    if needs_pg else None)
         self.ch = ClickHouse(cfg.clickhouse_url)
         self.state = StateStore(self.ch, cfg.state_database)
 
@@ -98,9 +124,20 @@ class _Session:
     def close(self) -> None:
         self.ch.close()
 
+    def __enter__(self) -> _Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _retryable(exc: BaseException) -> bool:
+    return is_transient(exc)
+
 
 def _stage_chunks(stager: ChunkStager, state: StateStore, plan: Plan, todo: list[Chunk],
-                  concurrency: int, reporter: Reporter, snap: Snapshot, worker_label: str) -> None:
+                  concurrency: int, reporter: Reporter, snap: Snapshot, worker_label: str,
+                  on_new_snapshot: Callable[[str], None]) -> None:
     run_id = stager.run_id
     stop = threading.Event()
     me = f"{worker_name()}/{worker_label}"
@@ -118,15 +155,26 @@ def _stage_chunks(stager: ChunkStager, state: StateStore, plan: Plan, todo: list
             return stager.stage(sp, chunk, attempt)
 
         def before_sleep(rs: Any) -> None:
-            reporter.retrying(chunk, attempt, rs.outcome.exception())
+            exc = rs.outcome.exception()
+            if isinstance(exc, SnapshotLost):
+                # The session holding the snapshot is gone (terminated, restarted, timed out): read
+                # on under a new one, as a resumed run does (the manifest records every id, T30).
+                failed = getattr(exc, "snapshot_id", snap.id)
+                old = snap.id
+                snap.renew(failed)
+                if snap.id != old:
+                    on_new_snapshot(snap.id)
+            if not stop.is_set():
+                reporter.retrying(chunk, attempt, exc)
 
         try:
-            rows = Retrying(retry=retry_if_exception_type(TransientError), stop=stop_after_attempt(RETRY_ATTEMPTS),
+            rows = Retrying(retry=retry_if_exception(_retryable), stop=stop_after_attempt(RETRY_ATTEMPTS),
                             wait=wait_exponential(multiplier=0.5, max=20), reraise=True,
                             before_sleep=before_sleep)(attempt_once)
         except BaseException as exc:
-            state.write_chunks(run_id, [ChunkState(chunk.chunk_id, chunk.source, chunk.part, chunk.lo, chunk.hi,
-                                                   chunk.est_rows, attempt, "failed", 0, me, str(exc), now())])
+            if not isinstance(exc, (Cancelled, KeyboardInterrupt)):
+                state.write_chunks(run_id, [ChunkState(chunk.chunk_id, chunk.source, chunk.part, chunk.lo, chunk.hi,
+                                                       chunk.est_rows, attempt, "failed", 0, me, str(exc), now())])
             raise
         state.write_chunks(run_id, [ChunkState(chunk.chunk_id, chunk.source, chunk.part, chunk.lo, chunk.hi,
                                                chunk.est_rows, attempt, "done", rows, me, "", now())])
@@ -143,6 +191,7 @@ def _stage_chunks(stager: ChunkStager, state: StateStore, plan: Plan, todo: list
                 stop.set()
                 for f in pending:
                     f.cancel()
+                snap.cancel_all()
                 exc = failed[0].exception()
                 assert exc is not None
                 raise exc
@@ -159,11 +208,11 @@ def _stage_chunks(stager: ChunkStager, state: StateStore, plan: Plan, todo: list
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _targets(s: _Session, plan: Plan | None, *, create: bool,
-             cfg: RunConfig | None = None) -> tuple[Target | None, Target | None]:
-    main, earn, _main_name, earn_name = resolve_targets(s.ch, cfg or s.cfg, create=create)
-    wants_earnings = plan is None or any(p.endswith(".earnedAmount") for sp in plan.sources for p in sp.pairs)
-    if earn is None and wants_earnings and create:
+def _targets(s: _Session, cfg: RunConfig, pairs: list[Pair], *, create: bool) -> tuple[Target, Target | None]:
+    main, earn, main_name, earn_name = resolve_targets(s.ch, cfg, create=create)
+    if main is None:
+        raise ConfigError(f"target {main_name[0]}.{main_name[1]} does not exist: check --table")
+    if earn is None and create and any(routes_to_earnings_table(p) for p in pairs):
         earn = ensure_target(s.ch, earn_name[0], earn_name[1], "events", create=True)
     return main, earn
 
@@ -171,22 +220,17 @@ def _targets(s: _Session, plan: Plan | None, *, create: bool,
 def dry_run(cfg: RunConfig, reporter: Reporter | None = None) -> dict[str, dict[str, int]]:
     """Count the events each pair would get. Reads the sources; writes nothing anywhere."""
     reporter = reporter or SilentReporter()
-    s = _Session(cfg)
-    try:
-        with s.pg.snapshot() as snap:
-            plan = build_plan(cfg, snap, s.ch)
-            reporter.planned(plan, plan.chunks)
-            stager = ChunkStager("dry-run", s.state, s.ch, snap, cfg.ch_tables)
-            stats: list[tuple[Any, ...]] = []
-            for c in plan.chunks:
-                sp = plan.source(c.source)
-                stats.extend((c.source, *r) for r in dry_run_counts(stager, sp, c))
-                reporter.chunk_done(c, c.est_rows)
-            snap.close()
-        reporter.finished()
-        return _pair_totals(stats)
-    finally:
-        s.close()
+    with _Session(cfg) as s, s.pg.snapshot() as snap:
+        plan = build_plan(cfg, snap, s.ch)
+        reporter.planned(plan, plan.chunks)
+        stager = ChunkStager("dry-run", s.state, s.ch, snap, cfg.ch_tables)
+        stats: list[tuple[Any, ...]] = []
+        for c in plan.chunks:
+            sp = plan.source(c.source)
+            stats.extend((c.source, *r) for r in dry_run_counts(stager, sp, c))
+            reporter.chunk_done(c, c.est_rows)
+    reporter.finished()
+    return pair_totals(stats)
 
 
 @dataclass(frozen=True)
@@ -225,32 +269,33 @@ def run(cfg: RunConfig, *, run_id: str | None = None, stage_only: bool = False, 
         reporter: Reporter | None = None, wait_timeout: float | None = None) -> RunResult:
     """Plan, stage and (unless stage_only) publish; resumes an unfinished run of the same config."""
     reporter = reporter or SilentReporter()
-    s = _Session(cfg)
-    try:
+    with _Session(cfg) as s:
         fingerprint = cfg.fingerprint()
         if not worker.leader:
             if not run_id:
                 raise ConfigError("--worker K/N with K > 0 joins a run: pass the --run-id that worker 0 uses")
             _wait_for(f"worker 0 to plan run {run_id}",
-                      lambda: (s.state.run(run_id) or {}).get("status") not in (None, "planned"), reporter, wait_timeout)
+                      lambda: getattr(s.state.run(run_id), "status", "planned") != "planned", reporter, wait_timeout)
         resumed_id = run_id or s.state.latest_run(fingerprint)
         existing = s.state.run(resumed_id) if resumed_id else None
-        if existing and existing["fingerprint"] != fingerprint:
+        if existing and existing.fingerprint != fingerprint:
             raise ConfigError(f"run {resumed_id} was started with different options; "
                               "use the same options or another --run-id")
         rid: str = (resumed_id if existing and resumed_id else None) or run_id or new_run_id()
         result = RunResult(rid, "staging", resumed=existing is not None)
-        if existing and existing["status"] == "published":
+        if existing and existing.status == "published":
             # The same command again: its run is complete. Publishing is idempotent, so this is
             # a no-op that still re-checks the ledger (and settles an interrupted slice).
             reporter.message(f"run {rid} with these options is already published; nothing to do")
-            result.pairs = _pair_totals(s.state.stats(rid))
-            result.published_rows = 0 if stage_only or not worker.leader else _publish(s, rid, reporter)
+            result.pairs = pair_totals(s.state.stats(existing))
+            result.overlap = overlap_view(existing.manifest.get("overlap", {}))
+            if not stage_only and worker.leader:
+                result.published_rows = publish_staged(s.ch, s.state, rid, reporter, on_overlap=cfg.on_overlap)
             result.status = "published"
             reporter.finished()
             return result
 
-        if existing and existing["status"] in ("staged", "publishing"):
+        if existing and existing.status in ("staged", "publishing"):
             reporter.message(f"run {rid}: staging already complete")
         else:
             _stage_run(s, cfg, rid, fingerprint, existing, worker, result, reporter)
@@ -260,105 +305,184 @@ def run(cfg: RunConfig, *, run_id: str | None = None, stage_only: bool = False, 
             return result
         _wait_for(f"the other workers of run {rid}", lambda: all(c.status == "done" for c in s.state.chunks(rid)),
                   reporter, wait_timeout, poll=2.0)
-        info = s.state.run(rid)
-        assert info is not None
-        if info["status"] == "staging":
-            s.state.write_run(rid, fingerprint, "staged", info["created_at"], info["config"], info["manifest"])
-        result.pairs = _pair_totals(s.state.stats(rid))
+        rec = s.state.run(rid)
+        assert rec is not None
+        s.state.summarize(rec)
+        if rec.status == "staging":
+            s.state.set_status(rec, "staged")
+        result.pairs = pair_totals(s.state.stats(rec))
+        result.overlap = overlap_view(rec.manifest.get("overlap", {}))
         result.status = "staged"
+        main, earn = _targets(s, cfg, _run_pairs(rec), create=True)
+        check_ranges(s.state, rec, {"main": main, "earnings": earn or main})
         if not stage_only:
-            result.published_rows = _publish(s, rid, reporter)
+            result.published_rows = publish_staged(s.ch, s.state, rid, reporter, on_overlap=cfg.on_overlap)
             result.status = "published"
+            rec = s.state.run(rid)
+            assert rec is not None
+            result.overlap = overlap_view(rec.manifest.get("overlap", {}))
         reporter.finished()
         return result
-    finally:
-        s.close()
 
 
-def _stage_run(s: _Session, cfg: RunConfig, rid: str, fingerprint: str, existing: dict[str, Any] | None,
+def _stage_run(s: _Session, cfg: RunConfig, rid: str, fingerprint: str, existing: RunRecord | None,
                worker: Worker, result: RunResult, reporter: Reporter) -> None:
     with s.pg.snapshot() as snap:
-        try:
-            # A resumed or joined run keeps its manifest: same chunk ids, same NULL-timestamp
-            # stand-ins; only the snapshot is new (the old one died with its process, T30).
-            plan = build_plan(cfg, snap, s.ch, manifest=existing["manifest"] if existing else None)
-            main, earn = _targets(s, plan, create=True)
-            assert main is not None
-            created = existing["created_at"] if existing else now()
-            done: set[int] = set()
-            if existing:
-                states = s.state.chunks(rid)
-                plan.chunks = [Chunk(c.chunk_id, c.source, c.part, c.lo, c.hi, c.est_rows) for c in states]
-                done = {c.chunk_id for c in states if c.status == "done"}
-                manifest = existing["manifest"]
-                if worker.leader:
-                    manifest["snapshot_ids"] = [*manifest.get("snapshot_ids", []), snap.id]
-            else:
-                result.overlap = check_overlap(s.ch, s.state, cfg, plan, main, earn)
-                s.state.ensure()  # first write of a new run: everything above only read
-                manifest = {**plan.manifest(), "targets": {"main": main.label, "earnings": (earn or main).label},
-                            "snapshot_ids": [snap.id], "overlap": result.overlap, "on_overlap": cfg.on_overlap}
-                s.state.write_run(rid, fingerprint, "planned", created, cfg.public_dict(), manifest)
-                s.state.write_chunks(rid, [ChunkState(c.chunk_id, c.source, c.part, c.lo, c.hi, c.est_rows, 0,
-                                                      "planned", 0, "", "", now()) for c in plan.chunks])
-            result.overlap = manifest.get("overlap", {})
+        if snap.started_at is not None and max([cfg.cutoff, *cfg.source_cutoffs.values()]) > snap.started_at:
+            late = max([cfg.cutoff, *cfg.source_cutoffs.values()])
+            raise ConfigError(f"the cutoff {late} is after the source snapshot's time {snap.started_at} (UTC): events "
+                              "at or after the snapshot are the live pipeline's; choose a cutoff in the past")
+        # A resumed or joined run keeps its manifest: same chunk ids, same NULL-timestamp
+        # stand-ins; only the snapshot is new (the old one died with its process, T30).
+        plan = build_plan(cfg, snap, s.ch, manifest=existing.manifest if existing else None)
+        pairs = [p for sp in plan.sources for p in sp.pairs]
+        main, earn = _targets(s, cfg, pairs, create=True)
+        created = existing.created_at if existing else now()
+        done: set[int] = set()
+        lock = threading.Lock()
+        if existing:
+            rec = existing
+            states = s.state.chunks(rid)
+            plan.chunks = [Chunk(c.chunk_id, c.source, c.part, c.lo, c.hi, c.est_rows) for c in states]
+            done = {c.chunk_id for c in states if c.status == "done"}
             if worker.leader:
-                s.state.write_run(rid, fingerprint, "staging", created, cfg.public_dict(), manifest)
-            todo = [c for c in plan.chunks if c.chunk_id not in done and worker.owns(c)]
-            reporter.planned(plan, todo)
-            stager = ChunkStager(rid, s.state, s.ch, snap, cfg.ch_tables)
-            _stage_chunks(stager, s.state, plan, todo, cfg.concurrency, reporter, snap,
-                          f"w{worker.index}of{worker.count}")
-        finally:
-            snap.close()
+                rec.manifest["snapshot_ids"] = [*rec.manifest.get("snapshot_ids", []), snap.id]
+        else:
+            overlap = check_overlap(s.ch, s.state, cfg, plan, main, earn)
+            s.state.ensure()  # first write of a new run: everything above only read
+            manifest = {**plan.manifest(), "targets": {"main": main.label, "earnings": (earn or main).label},
+                        "snapshot_ids": [snap.id], "snapshot_at": str(snap.started_at), "overlap": overlap,
+                        "on_overlap": cfg.on_overlap}
+            rec = RunRecord(rid, fingerprint, "planned", created, cfg.public_dict(), manifest)
+            s.state.write_run(rec)
+            s.state.write_chunks(rid, [ChunkState(c.chunk_id, c.source, c.part, c.lo, c.hi, c.est_rows, 0,
+                                                  "planned", 0, "", "", now()) for c in plan.chunks])
+        result.overlap = overlap_view(rec.manifest.get("overlap", {}))
+        if worker.leader:
+            s.state.set_status(rec, "staging")
+
+        def on_new_snapshot(snap_id: str) -> None:
+            reporter.message(f"the PostgreSQL snapshot was lost; reading on under snapshot {snap_id}")
+            if worker.leader:
+                with lock:
+                    rec.manifest["snapshot_ids"] = [*rec.manifest.get("snapshot_ids", []), snap_id]
+                    s.state.write_run(rec)
+
+        todo = [c for c in plan.chunks if c.chunk_id not in done and worker.owns(c)]
+        reporter.planned(plan, todo)
+        stager = ChunkStager(rid, s.state, s.ch, snap, cfg.ch_tables)
+        _stage_chunks(stager, s.state, plan, todo, cfg.concurrency, reporter, snap,
+                      f"w{worker.index}of{worker.count}", on_new_snapshot)
 
 
-def _publish(s: _Session, rid: str, reporter: Reporter) -> int:
-    info = s.state.run(rid)
-    if info is None:
-        raise ConfigError(f"unknown run {rid!r}: see `metric-backfill status`")
-    if info["status"] not in ("staged", "publishing", "published"):
-        raise TerminalError(f"run {rid} is {info['status']}, not staged: finish it with the same `run` command first")
+def _run_pairs(rec: RunRecord) -> list[Pair]:
+    return [Pair(*p) for src in rec.manifest.get("sources", []) for p in src.get("pairs", [])]
+
+
+def publish_staged(ch: ClickHouse, state: StateStore, run_id: str, reporter: Reporter | None = None, *,
+                   on_overlap: OnOverlap = "abort", lease_wait: float | None = 120.0) -> int:
+    """Publish a staged run exactly once: under the target lease(s), after the publish-time fence and
+    the range checks, settling any interrupted slice first. Returns the rows inserted now."""
+    reporter = reporter or SilentReporter()
+    rec = state.run(run_id)
+    if rec is None:
+        raise ConfigError(f"unknown run {run_id!r}: see `metric-backfill status`")
+    if rec.status not in ("staged", "publishing", "published"):
+        raise ConfigError(f"run {run_id} is {rec.status}, not staged: finish it with the same `run` command first")
     # The run's own recorded configuration decides where and how it is published.
-    cfg = RunConfig.from_public(info["config"], clickhouse_url=s.cfg.clickhouse_url)
-    plan_pairs = [p for src in info["manifest"].get("sources", []) for p in src.get("pairs", [])]
-    main, earn, _, earn_name = resolve_targets(s.ch, cfg, create=True)
-    if earn is None and any(p.endswith(".earnedAmount") for p in plan_pairs):
-        earn = ensure_target(s.ch, earn_name[0], earn_name[1], "events", create=True)
+    cfg = RunConfig.from_public(rec.config, clickhouse_url=ch.dsn)
+    pairs = _run_pairs(rec)
+    main, earn, main_name, earn_name = resolve_targets(ch, cfg, create=True)
     assert main is not None
-    s.state.write_run(rid, info["fingerprint"], "publishing", info["created_at"], info["config"], info["manifest"])
-    withdrawals: dict[str, list[str]] = info["manifest"].get("overlap", {}).get("withdraw", {})
-    cutoffs = [cfg.cutoff, *cfg.source_cutoffs.values()]
-    for old in withdrawals:  # the scope a slice is measured in must hold the withdrawn rows too
-        old_info = s.state.run(old)
-        if old_info:
-            old_cfg = old_info["config"]
-            cutoffs += [parse_cutoff(old_cfg["cutoff"]), *map(parse_cutoff, (old_cfg.get("source_cutoffs") or {}).values())]
-    pub = Publisher(s.ch, s.state, rid, main=main, earnings=earn, cutoff=max(cutoffs), version=cfg.backfill_version,
-                    slice_rows=cfg.publish_slice_rows, withdrawals=withdrawals, concurrency=cfg.concurrency)
-    rows, _skipped = pub.publish(reporter.slice_done)
-    for old, pairs in withdrawals.items():
-        # Its events are no longer in effect (for these pairs): the same command must plan anew,
-        # not report "already published".
-        old_info = s.state.run(old)
-        if old_info and old_info["status"] != "withdrawn":
-            s.state.write_run(old, old_info["fingerprint"], "withdrawn", old_info["created_at"], old_info["config"],
-                              old_info["manifest"], {**old_info["summary"], "withdrawn_by": rid, "withdrawn_pairs": pairs})
-    s.state.write_run(rid, info["fingerprint"], "published", info["created_at"], info["config"], info["manifest"],
-                      {"published_rows": rows})
+    if earn is None and any(routes_to_earnings_table(p) for p in pairs):
+        earn = ensure_target(ch, earn_name[0], earn_name[1], "events", create=True)
+    targets = sorted({t.label: t for t in (main, earn or main)}.values(), key=lambda t: t.label)
+    with ExitStack() as leases:
+        held = [leases.enter_context(Lease(ch, t.database, t.label, run_id, wait=lease_wait, on_wait=reporter.message))
+                for t in targets]
+        rec = state.run(run_id)  # again, under the lease: another process may have published it meanwhile
+        assert rec is not None
+        _fence_at_publish(ch, state, rec, pairs, main, earn, on_overlap, reporter)
+        pairs = _run_pairs(rec)
+        state.summarize(rec)
+        check_ranges(state, rec, {"main": main, "earnings": earn or main})
+        if rec.status != "published":
+            state.set_status(rec, "publishing")
+        withdrawals = {old: [Pair(*p) for p in ps] for old, ps in rec.manifest.get("overlap", {}).get("withdraw", {}).items()}
+        cutoffs = [cfg.cutoff, *cfg.source_cutoffs.values()]
+        for old in withdrawals:  # the scope a slice is measured in must hold the withdrawn rows too
+            old_rec = state.run(old)
+            if old_rec:
+                cutoffs += [parse_cutoff(old_rec.config["cutoff"]),
+                            *map(parse_cutoff, (old_rec.config.get("source_cutoffs") or {}).values())]
+        if rec.is_reconcile:
+            cutoffs.append(parse_cutoff(rec.manifest["reconcile"]["as_of"]))
+
+        def lease_check() -> None:
+            for lease in held:
+                lease.check()
+
+        pub = Publisher(ch, state, run_id, main=main, earnings=earn, cutoff=max(cutoffs), version=cfg.backfill_version,
+                        slice_rows=cfg.publish_slice_rows, withdrawals=withdrawals, concurrency=cfg.concurrency,
+                        lease_check=lease_check, only_pairs=pairs)
+        reporter.publishing(sum(len(p) for p in pub.phases()))
+        rows, _skipped = pub.publish(reporter.slice_done)
+        for old, old_pairs in withdrawals.items():
+            # Its events are no longer in effect (for these pairs): the same command must plan anew,
+            # not report "already published".
+            old_rec = state.run(old)
+            if old_rec and old_rec.status != "withdrawn":
+                state.set_status(old_rec, "withdrawn", withdrawn_by=run_id,
+                                 withdrawn_pairs=[list(p) for p in old_pairs])
+        rec = state.run(run_id)
+        assert rec is not None
+        state.set_status(rec, "published", published_rows=int(rec.summary.get("published_rows", 0)) + rows)
     return rows
 
 
+def _fence_at_publish(ch: ClickHouse, state: StateStore, rec: RunRecord, pairs: list[Pair], main: Target,
+                      earn: Target | None, on_overlap: OnOverlap, reporter: Reporter) -> None:
+    """Runs published since this one was planned, holding its pairs: decided as at plan time."""
+    conflicts = publish_time_conflicts(ch, rec.run_id, pairs, rec.manifest, main, earn)
+    if not conflicts:
+        return
+    listing = "; ".join(f"run {r}: {', '.join(str(p) for p in sorted(ps))}" for r, ps in sorted(conflicts.items()))
+    if rec.is_reconcile or on_overlap == "abort":
+        fix = ("its corrections were measured before them: run reconcile again" if rec.is_reconcile else
+               "choose --on-overlap skip (publish the other pairs), replace (withdraw those runs) or accept")
+        raise OverlapError(f"run {rec.run_id} was planned before other runs published the same pairs ({listing}); "
+                           f"publishing it would count them twice. Nothing was written: {fix}")
+    overlap = rec.manifest.setdefault("overlap", {})
+    overlap.setdefault("at_publish", []).append({"decision": on_overlap, "runs": {r: [list(p) for p in sorted(ps)]
+                                                                                   for r, ps in conflicts.items()}})
+    if on_overlap == "skip":
+        drop = {p for ps in conflicts.values() for p in ps}
+        for src in rec.manifest.get("sources", []):
+            src["pairs"] = [p for p in src.get("pairs", []) if Pair(*p) not in drop]
+        overlap["skipped"] = sorted([*overlap.get("skipped", []), *[list(p) for p in drop]])
+    elif on_overlap == "replace":
+        for r, ps in conflicts.items():
+            other = state.run(r)
+            if other is None or other.status != "published":
+                raise OverlapError(f"run {r} is not completely published: finish it with `metric-backfill publish {r}` "
+                                   f"before replacing it. Nothing was written")
+            overlap.setdefault("withdraw", {}).setdefault(r, [])
+            overlap["withdraw"][r] = sorted({*map(tuple, overlap["withdraw"][r]), *map(tuple, ps)})
+    # accept: record and go on. Either way these runs are known from now on.
+    for target in {main.label: main, (earn or main).label: earn or main}.values():
+        overlap.setdefault("known", {})[target.label] = known_pairs(ch, target)
+    reporter.message(f"run {rec.run_id}: {on_overlap} for pairs published since it was planned ({listing})")
+    state.write_run(rec)
+
+
 def publish_run(clickhouse_url: str, run_id: str, *, state_database: str = "metric_backfill",
-                reporter: Reporter | None = None) -> int:
+                reporter: Reporter | None = None, on_overlap: OnOverlap = "abort") -> int:
     """Publish a staged run; publishing a published run again changes nothing."""
     reporter = reporter or SilentReporter()
-    s = _Session(RunConfig(pg_url="", clickhouse_url=clickhouse_url, cutoff=datetime(2000, 1, 1),
-                           state_database=state_database), needs_pg=False)
-    try:
-        n = _publish(s, run_id, reporter)
-        reporter.finished()
-        return n
-    finally:
-        s.close()
-
+    with ClickHouse(clickhouse_url) as ch:
+        state = StateStore(ch, state_database)
+        if not state.exists():
+            raise ConfigError(f"unknown run {run_id!r}: the state database {state_database} holds no runs")
+        n = publish_staged(ch, state, run_id, reporter, on_overlap=on_overlap)
+    reporter.finished()
+    return n

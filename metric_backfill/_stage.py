@@ -17,10 +17,11 @@ from typing import Any
 
 from ._catalog import Source
 from ._clickhouse import ClickHouse
-from ._compile import fanout_select, literal, ts_structure
-from ._config import format_ts
+from ._compile import fanout_select, ts_structure
 from ._plan import EPOCH, Chunk, SourcePlan
 from ._postgres import Snapshot
+from ._config import format_ts
+from ._sql import literal, pairs_sql, ts_literal
 from ._state import STAGING_COLUMNS, StateStore
 
 __all__ = ["ChunkStager", "dry_run_counts"]
@@ -33,14 +34,13 @@ STAGE_SETTINGS = {"max_insert_block_size": 262_144, "min_insert_block_size_rows"
 
 
 def _cutoff_sql(ts: datetime) -> str:
-    return f"toDateTime64({literal(format_ts(ts))}, 3, 'UTC')"
+    return ts_literal(ts)
 
 
 def _pair_filter(sp: SourcePlan) -> str:
     if not sp.partial:
         return ""
-    pairs = ", ".join(f"({literal(p.split('.', 1)[0])}, {literal(p.split('.', 1)[1])})" for p in sp.pairs)
-    return f"\nWHERE (entityType, metricType) IN ({pairs})"
+    return f"\nWHERE (entityType, metricType) IN ({pairs_sql(sp.pairs)})"
 
 
 def _pg_params(sp: SourcePlan, chunk: Chunk) -> dict[str, Any]:
@@ -68,7 +68,7 @@ class ChunkStager:
         lineage = (f"{literal(self.run_id)}, {literal(sp.source.name)}, {int(chunk.chunk_id)}, {int(attempt)}")
         cols = ", ".join(STAGING_COLUMNS)
         return (f"INSERT INTO {self.state.t('staging')} ({cols})\n"
-                f"SELECT {lineage}, entityType, entityId, userId, metricType, metricValue, createdAt, drop_reason\n"
+                f"SELECT {lineage}, entityType, entityId, userId, metricType, metricValue, createdAt, drop_reason, drifted\n"
                 f"FROM (\n{fanout_select(sp.source, rows_sql, _cutoff_sql(sp.cutoff))}\n){_pair_filter(sp)}")
 
     def stage(self, sp: SourcePlan, chunk: Chunk, attempt: int) -> int:
@@ -109,7 +109,7 @@ class ChunkStager:
         subst = {}
         for name, pairs in found.items():
             self.state.write_lookup(self.run_id, chunk.chunk_id, attempt, name, pairs)
-            subst[f"lookup_{name}"] = self.state.lookup_sql(literal(self.run_id), chunk.chunk_id, attempt, name)
+            subst[f"lookup_{name}"] = self.state.lookup_sql(self.run_id, chunk.chunk_id, attempt, name)
         rows_sql = "(\n" + Template(sp.query).substitute(subst) + "\n)"
         self.ch.command(self._insert(sp, chunk, attempt, rows_sql), parameters=_ch_params(sp, chunk),
                         settings={**STAGE_SETTINGS, **sp.source.settings}, what=f"staging {sp.source.name} chunk {chunk.chunk_id}")

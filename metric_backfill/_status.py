@@ -17,7 +17,10 @@ def run_status(state: StateStore, run_id: str) -> dict[str, Any]:
     if info is None:
         raise ConfigError(f"unknown run {run_id!r}: `metric-backfill status` lists the runs")
     chunks = state.chunks(run_id)
-    lines = state.chunk_lines(run_id)
+    events_by_source: dict[str, int] = defaultdict(int)
+    for source, _et, _mt, reason, n, _vs in state.stats(info):
+        if not reason:
+            events_by_source[str(source)] += int(n)
     per: dict[str, dict[str, Any]] = defaultdict(lambda: {"total": 0, "done": 0, "running": 0, "failed": 0,
                                                           "rows_read": 0, "events": 0, "est_left": 0,
                                                           "first": None, "last": None})
@@ -27,14 +30,11 @@ def run_status(state: StateStore, run_id: str) -> dict[str, Any]:
         if c.status == "done":
             d["done"] += 1
             d["rows_read"] += c.rows_read
-            d["events"] += lines.get((c.chunk_id, c.attempt), 0)
             d["first"] = c.updated_at if d["first"] is None else min(d["first"], c.updated_at)
             d["last"] = c.updated_at if d["last"] is None else max(d["last"], c.updated_at)
         else:
             d["est_left"] += c.est_rows
-            if c.status == "running":
-                d["running"] += 1
-            elif c.status == "failed":
+            if c.status == "failed":
                 d["failed"] += 1
     sources = []
     for name, d in per.items():
@@ -46,7 +46,7 @@ def run_status(state: StateStore, run_id: str) -> dict[str, Any]:
                 rate = d["rows_read"] * (d["done"] - 1) / d["done"] / secs
         eta = str(timedelta(seconds=int(d["est_left"] / rate))) if rate and d["est_left"] else None
         sources.append({"source": name, "total": d["total"], "done": d["done"], "running": d["running"],
-                        "failed": d["failed"], "rows_read": d["rows_read"], "events": d["events"],
+                        "failed": d["failed"], "rows_read": d["rows_read"], "events": events_by_source.get(name, 0),
                         "rate": rate, "eta": eta if d["done"] < d["total"] else None})
-    return {"run_id": run_id, "status": info["status"], "created_at": info["created_at"],
-            "manifest": info["manifest"], "sources": sources}
+    return {"run_id": run_id, "status": info.status, "created_at": info.created_at,
+            "manifest": info.manifest, "sources": sources}

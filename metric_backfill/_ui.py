@@ -59,6 +59,9 @@ class ConsoleReporter:
     def retrying(self, chunk: Chunk, attempt: int, error: BaseException) -> None:
         self.console.print(f"[yellow]retrying {chunk.source} chunk {chunk.chunk_id} after attempt {attempt}: {error}")
 
+    def publishing(self, slices: int) -> None:
+        pass
+
     def slice_done(self, sl: Slice, rows: int, note: str) -> None:
         with self._lock:
             self._slices[note] = self._slices.get(note, 0) + 1

@@ -17,10 +17,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from ._clickhouse import ClickHouse, qualified, quote_ident
-from ._compile import literal
-from ._expected import ExpectedQuery, load_lookups
-from ._postgres import Postgres
+from ._catalog import Pair
+from ._clickhouse import ClickHouse
+from ._expected import LOOKUPS, ExpectedQuery
+from ._postgres import Postgres, Snapshot
+from ._sql import pairs_sql, qualified, quote_ident
 
 __all__ = ["PairReport", "VerifyReport", "verify_totals"]
 
@@ -60,7 +61,7 @@ def load_expected(pg: Postgres, ch: ClickHouse, table: str, queries: Sequence[Ex
                   lookup_db: str) -> None:
     """Fill `table` (EXPECTED_STRUCTURE) with every query's aggregates, read under one snapshot."""
     with pg.snapshot() as snap:
-        load_lookups(snap.holder, ch.client, lookup_db)
+        load_lookups(snap, ch, lookup_db)
         for q in queries:
             params = q.parameters(cutoff=source_cutoffs.get(q.source, cutoff), cutoff_date=cutoff_date)
             insert = f"INSERT INTO {table} (entityType, entityId, metricType, total, events)\nSELECT * FROM "
@@ -72,12 +73,22 @@ def load_expected(pg: Postgres, ch: ClickHouse, table: str, queries: Sequence[Ex
                 ch.feed.run(statement, EXPECTED_STRUCTURE, rows, settings={})
             else:
                 ch.command(insert + f"(\n{q.sql}\n)", parameters=params, what=f"computing expected totals of {q.source}")
-        snap.close()
 
 
-def joined_sql(expected_table: str, actual_sql: str, pairs: Sequence[str]) -> str:
+def load_lookups(snap: Snapshot, ch: ClickHouse, lookup_db: str) -> None:
+    """The PostgreSQL lookups the expected ClickHouse queries join, copied under the snapshot into
+    tables of `lookup_db` (a scratch database this command created)."""
+    for table, column, select in LOOKUPS:
+        target = qualified(lookup_db, table)
+        ch.command(f"CREATE TABLE {target} (id Int32, {quote_ident(column)} Int32) ENGINE = MergeTree ORDER BY id",
+                   what="creating a lookup table")
+        ch.feed.run(lambda rows_sql, target=target: f"INSERT INTO {target} SELECT * FROM {rows_sql}",
+                    f"id Int32, {column} Int32", snap.copy(select, {}, what=f"copying {table}"), settings={})
+
+
+def joined_sql(expected_table: str, actual_sql: str, pairs: Sequence[Pair]) -> str:
     """Per (entityType, entityId, metricType): expected `e` and actual `a` (a full outer join by union)."""
-    in_pairs = ", ".join(f"({literal(p.split('.', 1)[0])}, {literal(p.split('.', 1)[1])})" for p in pairs)
+    in_pairs = pairs_sql(pairs)
     return f"""
         SELECT entityType, entityId, metricType, sum(e) AS e, sum(a) AS a FROM (
             SELECT entityType, entityId, metricType, total AS e, toInt64(0) AS a FROM {expected_table}
@@ -87,7 +98,7 @@ def joined_sql(expected_table: str, actual_sql: str, pairs: Sequence[str]) -> st
         GROUP BY entityType, entityId, metricType"""
 
 
-def compare(ch: ClickHouse, expected_table: str, actual_sql: str, pairs: Sequence[str], *,
+def compare(ch: ClickHouse, expected_table: str, actual_sql: str, pairs: Sequence[Pair], *,
             worst: int = 5) -> VerifyReport:
     """Join expected and actual per (entityType, entityId, metricType) inside ClickHouse.
 
@@ -97,29 +108,30 @@ def compare(ch: ClickHouse, expected_table: str, actual_sql: str, pairs: Sequenc
                               sum(abs(e - a)), sum(e), sum(a)
                        FROM ({joined}) GROUP BY entityType, metricType ORDER BY entityType, metricType""",
                     what="comparing totals")
-    reports = {f"{r[0]}.{r[1]}": PairReport(f"{r[0]}.{r[1]}", int(r[2]), int(r[3]), int(r[4]), int(r[5]),
-                                            int(r[6]), int(r[7])) for r in rows}
+    reports = {Pair(str(r[0]), str(r[1])): PairReport(str(Pair(str(r[0]), str(r[1]))), int(r[2]), int(r[3]), int(r[4]),
+                                                      int(r[5]), int(r[6]), int(r[7])) for r in rows}
     if any(p.differing for p in reports.values()):
         for et, eid, mt, e, a in ch.query(
                 f"SELECT entityType, entityId, metricType, e, a FROM ({joined}) WHERE e != a "
                 f"ORDER BY abs(e - a) DESC, entityId LIMIT {int(worst)} BY entityType, metricType",
                 what="listing the largest differences"):
-            reports[f"{et}.{mt}"].worst.append({"entityId": int(eid), "expected": int(e), "actual": int(a)})
+            reports[Pair(str(et), str(mt))].worst.append({"entityId": int(eid), "expected": int(e), "actual": int(a)})
     for p in pairs:
-        reports.setdefault(p, PairReport(p, 0, 0, 0, 0, 0, 0))
+        reports.setdefault(p, PairReport(str(p), 0, 0, 0, 0, 0, 0))
     return VerifyReport([reports[k] for k in sorted(reports)])
 
 
 def verify_totals(pg: Postgres, ch: ClickHouse, *, queries: Callable[[str], Sequence[ExpectedQuery]], actual_sql: str,
-                  pairs: Sequence[str], cutoff: datetime, cutoff_date: date | None,
+                  pairs: Sequence[Pair], cutoff: datetime, cutoff_date: date | None,
                   source_cutoffs: dict[str, datetime] | None = None, scratch_database: str,
                   on_joined: Callable[[str], None] | None = None) -> VerifyReport:
     """Expected (from the sources) vs actual (`actual_sql`) per entity, for `pairs`.
 
     `queries(lookup_db)` builds the expected queries reading their lookups from `lookup_db`."""
-    token = secrets.token_hex(4)
-    scratch = f"{scratch_database}_verify_{token}"
-    ch.command(f"CREATE DATABASE IF NOT EXISTS {quote_ident(scratch)}", what="creating a scratch database")
+    # A scratch database of this command's own, under a random name (CREATE without IF NOT EXISTS:
+    # it fails rather than adopt a database someone else made), dropped by that name only.
+    scratch = f"{scratch_database}_verify_{secrets.token_hex(6)}"
+    ch.command(f"CREATE DATABASE {quote_ident(scratch)}", what="creating a scratch database")
     try:
         table = qualified(scratch, "expected")
         ch.command(f"CREATE TABLE {table} (entityType LowCardinality(String), entityId Int32, "

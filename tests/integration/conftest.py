@@ -7,11 +7,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from sourcedata import CUTOFF, CUTOFF_DATE, NO_FK_IN_PROD, PARENTS, SQL_DIR, pg_exec
+from sourcedata import CUTOFF, CUTOFF_DATE, NO_FK_IN_PROD, PARENTS, SQL_DIR, insert_all_scenarios, pg_exec
+from totals import TARGETS, Totals, expected_totals, rollup_ddl
 
 from metric_backfill import RunConfig, RunResult, run
+from metric_backfill._catalog import Pair
 
 from metric_backfill._expected import DEFAULT_CH_TABLES
+from metric_backfill._target import target_ddl
 
 
 @pytest.fixture()
@@ -50,7 +53,27 @@ def engine(pg: str, ch: dict[str, str], ch_client: Any, ch_dsn: str, ch_db: str)
         options: dict[str, Any] = {"cutoff": CUTOFF, "earnings_cutoff_date": CUTOFF_DATE,
                                    "table": f"{ch_db}.entityMetricEvents", "state_database": state,
                                    "ch_tables": dict(ch), **kw}
+        options["only"] = tuple(Pair.parse(p) if isinstance(p, str) else p for p in options.get("only", ()))
         return run(RunConfig(pg_url=pg, clickhouse_url=ch_dsn, **options), **(run_kw or {}))
 
     yield go
     ch_client.command(f"DROP DATABASE IF EXISTS {state} SYNC")
+
+
+@pytest.fixture()
+def target(ch_client: Any, ch_db: str) -> Callable[[str], str]:
+    """Create a target of a shape with its summing rollup; returns the target's qualified name."""
+    def make(shape: str = "events") -> str:
+        table = f"{ch_db}.{TARGETS[shape][0]}"
+        ch_client.command(target_ddl(shape, table))
+        for stmt in rollup_ddl(ch_db, shape):
+            ch_client.command(stmt)
+        return table
+    return make
+
+
+@pytest.fixture()
+def world(pg: str, ch: dict[str, str], ch_client: Any, ch_db: str) -> Totals:
+    """Every scenario inserted; returns the independent expected totals of the default selection."""
+    insert_all_scenarios(pg, ch_client, ch)
+    return expected_totals(pg, ch_client, ch, ch_db)

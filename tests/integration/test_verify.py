@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from sourcedata import CUTOFF
-from test_run_safety import assert_exact, rollup_totals, table_totals, target, world  # noqa: F401  (fixtures)
+from totals import rollup_totals, table_totals
 
 from metric_backfill import RunConfig, RunResult
 from metric_backfill._check import CORRECTION_USER, reconcile, verify

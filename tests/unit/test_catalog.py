@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from metric_backfill import CATALOG, ConfigError, RunConfig
-from metric_backfill._catalog import BUZZTIP_ENTITY_TYPES, source_by_name
+from metric_backfill._catalog import BUZZTIP_ENTITY_TYPES, Pair, source_by_name
 from metric_backfill._describe import describe_catalog, missing_pairs, read_pair_list
 from metric_backfill._plan import int_ranges, select_pairs
 
@@ -31,16 +31,26 @@ def test_catalog_produces_nothing_outside_the_lists() -> None:
 
 
 def test_missing_pairs_reports_unknown_ones() -> None:
-    assert missing_pairs(["Image.Like", "Image.ReactionLike", "Bounty.tippedCount"]) == \
-        ["Image.ReactionLike", "Bounty.tippedCount"]
+    P = Pair.parse
+    assert missing_pairs([P("Image.Like"), P("Image.ReactionLike"), P("Bounty.tippedCount")]) == \
+        [P("Image.ReactionLike"), P("Bounty.tippedCount")]
     # A BuzzTip entity type found in the database makes its pairs real.
-    assert missing_pairs(["Bounty.tippedCount"], ("Bounty",)) == []
+    assert missing_pairs([P("Bounty.tippedCount")], ("Bounty",)) == []
 
 
 def test_buzztip_entity_type_is_verbatim() -> None:
     pairs = source_by_name("BuzzTip").pairs(("bountyEntry", "ComicProject"))
-    assert "bountyEntry.tippedCount" in pairs and "BountyEntry.tippedCount" not in pairs
-    assert "ComicProject.tippedAmount" in pairs and "Comic.tippedAmount" not in pairs
+    assert Pair("bountyEntry", "tippedCount") in pairs and Pair("BountyEntry", "tippedCount") not in pairs
+    assert Pair("ComicProject", "tippedAmount") in pairs and Pair("Comic", "tippedAmount") not in pairs
+
+
+def test_a_pair_is_two_values_and_a_dotted_entity_type_stays_whole() -> None:
+    assert Pair.parse("a.b.tippedCount") == Pair("a.b", "tippedCount")
+    assert str(Pair("a.b", "tippedCount")) == "a.b.tippedCount"
+    assert "a.b" in source_by_name("BuzzTip").pairs(("a.b",))[0]
+    for bad in ("Like", ".Like", "Image."):
+        with pytest.raises(ValueError):
+            Pair.parse(bad)
 
 
 def _cfg(**kw: object) -> RunConfig:
@@ -52,24 +62,27 @@ def test_default_selection_leaves_comic_out_and_takes_one_earnings_path() -> Non
     sel = select_pairs(_cfg(), list(BUZZTIP_ENTITY_TYPES))
     assert "ComicProjectEngagement" not in sel
     assert "resourceCompensations" in sel and "buzz_resource_compensation" not in sel
-    assert "ComicProject.tippedCount" in sel["BuzzTip"]  # tips on comics are not Comic.* engagement
+    assert Pair("ComicProject", "tippedCount") in sel["BuzzTip"]  # tips on comics are not Comic.* engagement
     sept = select_pairs(_cfg(earnings_source="buzz_resource_compensation"), list(BUZZTIP_ENTITY_TYPES))
     assert "buzz_resource_compensation" in sept and "resourceCompensations" not in sept
     comic = select_pairs(_cfg(sources=("ComicProjectEngagement",)), [])
-    assert comic == {"ComicProjectEngagement": ["Comic.followerCount", "Comic.hiddenCount", "Comic.readerCount",
-                                                "Comic.chapterReadCount"]}
+    assert comic == {"ComicProjectEngagement": [Pair("Comic", m) for m in ("followerCount", "hiddenCount", "readerCount",
+                                                                          "chapterReadCount")]}
 
 
 def test_only_selects_pairs_and_names_unknown_ones() -> None:
-    sel = select_pairs(_cfg(only=("Image.Like", "User.reactionCount")), list(BUZZTIP_ENTITY_TYPES))
-    assert sel == {"ImageReaction": ["Image.Like", "User.reactionCount"],
-                   "ArticleReaction": ["User.reactionCount"], "BountyEntryReaction": ["User.reactionCount"]}
+    P = Pair.parse
+    sel = select_pairs(_cfg(only=(P("Image.Like"), P("User.reactionCount"))), list(BUZZTIP_ENTITY_TYPES))
+    assert sel == {"ImageReaction": [P("Image.Like"), P("User.reactionCount")],
+                   "ArticleReaction": [P("User.reactionCount")], "BountyEntryReaction": [P("User.reactionCount")]}
     with pytest.raises(ConfigError, match=r"unknown pair 'Image.ReactionLike'"):
-        select_pairs(_cfg(only=("Image.ReactionLike",)), [])
+        select_pairs(_cfg(only=(P("Image.ReactionLike"),)), [])
     with pytest.raises(ConfigError, match="did you mean Image.Like"):
-        select_pairs(_cfg(only=("image.like",)), [])
+        select_pairs(_cfg(only=(P("image.like"),)), [])
     with pytest.raises(ConfigError, match="not produced by the selected sources"):
-        select_pairs(_cfg(only=("Image.Like",), sources=("Comment",)), [])
+        select_pairs(_cfg(only=(P("Image.Like"),), sources=("Comment",)), [])
+    # an entityType holding a dot is one entityType (BuzzTip's are free text)
+    assert select_pairs(_cfg(only=(P("a.b.tippedCount"),)), ["a.b"]) == {"BuzzTip": [Pair("a.b", "tippedCount")]}
 
 
 def test_both_earnings_paths_at_once_are_refused() -> None:

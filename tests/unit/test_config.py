@@ -7,7 +7,7 @@ from datetime import date, datetime
 import pytest
 
 from metric_backfill import ConfigError, RunConfig, parse_cutoff
-from metric_backfill._config import validate_names
+from metric_backfill._catalog import Pair
 from metric_backfill._errors import redact
 
 
@@ -37,12 +37,25 @@ def _cfg(**kw: object) -> RunConfig:
 def test_fingerprint_ignores_tuning_but_not_inputs() -> None:
     assert _cfg().fingerprint() == _cfg(concurrency=4, chunk_rows=10).fingerprint()
     assert _cfg().fingerprint() != _cfg(cutoff=datetime(2025, 10, 2)).fingerprint()
-    assert _cfg().fingerprint() != _cfg(only=("Image.Like",)).fingerprint()
+    assert _cfg().fingerprint() != _cfg(only=(Pair("Image", "Like"),)).fingerprint()
+
+
+def test_the_fingerprint_is_what_the_run_computes_not_how_it_connects() -> None:
+    """Resumed through another host, port, replica or user, a run is the same run."""
+    other = _cfg(pg_url="postgresql://replica_user:other@replica.internal:6432/db",
+                 clickhouse_url="http://u:p@ch2:8123/default", pg_lock_timeout=5)
+    assert other.fingerprint() == _cfg().fingerprint()
+    assert _cfg(pg_url="postgresql://u:secret@h/another_db").fingerprint() != _cfg().fingerprint()
+
+
+def test_repr_masks_the_passwords() -> None:
+    text = repr(_cfg(clickhouse_url="http://default:chpw123@ch:8123/x"))
+    assert "secret" not in text and "chpw123" not in text and "***" in text
 
 
 def test_public_dict_has_no_password_and_round_trips() -> None:
     cfg = _cfg(source_cutoffs={"ImageReaction": datetime(2025, 9, 1, 0, 0, 0, 5000)},
-               earnings_cutoff_date=date(2025, 10, 2), only=("Image.Like",))
+               earnings_cutoff_date=date(2025, 10, 2), only=(Pair("a.b", "tippedCount"),))
     d = cfg.public_dict()
     assert "secret" not in str(d)
     back = RunConfig.from_public(d, clickhouse_url=cfg.clickhouse_url, pg_url=cfg.pg_url)
@@ -57,14 +70,21 @@ def test_earnings_cutoff_date_defaults_to_the_first_whole_day_not_before_the_cut
 
 @pytest.mark.parametrize("kw, message", [
     ({"sources": ("Nope",)}, "unknown source 'Nope'"),
-    ({"source_cutoffs": {"Nope": datetime(2025, 1, 1)}}, "unknown source 'Nope'"),
+    ({"source_cutoffs": {"Nope": datetime(2025, 1, 1)}}, "unknown source in a per-source cutoff 'Nope'"),
+    ({"source_cutoffs": {"imagereaction": datetime(2025, 1, 1)}}, "did you mean ImageReaction"),
+    ({"sources": ("imagereaction",)}, "did you mean ImageReaction"),
+    ({"state_database": "`default`.`x`"}, "invalid --state-db"),
+    ({"state_database": "st.db"}, "invalid --state-db"),
+    ({"table": "a`b"}, "invalid --table"),
+    ({"chunk_rows": 0}, "--chunk-rows must be a whole number of at least 1"),
+    ({"publish_slice_rows": -5}, "--publish-slice-rows"),
     ({"earnings_source": "x"}, "unknown earnings source"),
     ({"backfill_version": 300}, "between 0 and 255"),
     ({"concurrency": 0}, "at least 1"),
 ])
 def test_bad_names_are_rejected(kw: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        validate_names(_cfg(**kw))
+        _cfg(**kw)
 
 
 @pytest.mark.parametrize("text, clean", [
