@@ -18,7 +18,7 @@ like any run, so a retried or repeated reconcile never writes a correction twice
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -34,7 +34,7 @@ from ._run import new_run_id, publish_staged
 from ._sql import literal, pairs_sql, ts_literal
 from ._state import ChunkState, RunRecord, StateStore, now, worker_name
 from ._target import Target, resolve_targets
-from ._verify import VerifyReport, verify_totals
+from ._verify import RollupReport, VerifyReport, compare_rollups, verify_totals
 
 __all__ = ["CORRECTION_USER", "CheckResult", "reconcile", "verify"]
 
@@ -48,10 +48,16 @@ class CheckResult:
     report: VerifyReport
     corrections: int = 0
     reconcile_run: str | None = None
+    rollups: list[RollupReport] = field(default_factory=list)
+
+    @property
+    def rollups_ok(self) -> bool:
+        return not any(r.differing for r in self.rollups)
 
     def to_dict(self) -> dict[str, Any]:
         return {"scope": self.scope, "as_of": self.as_of, "corrections": self.corrections,
-                "reconcile_run": self.reconcile_run, **self.report.to_dict()}
+                "reconcile_run": self.reconcile_run, **self.report.to_dict(),
+                "rollups": [asdict(r) for r in self.rollups]}
 
 
 def _queries(cfg: RunConfig, etypes: list[str], pairs: list[Pair]):  # type: ignore[no-untyped-def]
@@ -132,6 +138,8 @@ def _check(cfg: RunConfig, *, run_id: str | None, as_of: datetime | None, write:
         result.report = verify_totals(pg, ch, queries=_queries(used_cfg, etypes, pairs), actual_sql=actual, pairs=pairs,
                                       cutoff=cutoff, cutoff_date=cutoff_date, source_cutoffs=source_cutoffs,
                                       scratch_database=cfg.state_database, on_joined=on_joined)
+        for t, _ in targets if not write else []:
+            result.rollups += compare_rollups(ch, t, pairs)
         return result
     finally:
         ch.close()

@@ -411,10 +411,19 @@ def verify(pg_url: str | None, ch_url: str | None, cutoff: str | None, state_db:
     n = result.report.differing
     console.print(f"[green]all {sum(p.entities for p in result.report.pairs):,} entities equal" if n == 0 else
                   f"[red]{n:,} entities differ over {sum(1 for p in result.report.pairs if p.differing)} pairs")
+    for r in result.rollups:
+        if r.note:
+            console.print(f"rollup {r.table} (view {r.view}): {r.note}", markup=False)
+        elif r.differing:
+            console.print(f"[red]rollup {r.table} (view {r.view}): {r.differing:,} of {r.keys:,} keys differ from the "
+                          f"view's SELECT over the target, e.g. {r.examples[:2]}")
+        else:
+            console.print(f"[green]rollup {r.table} (view {r.view}): all {r.keys:,} keys equal the view's SELECT over "
+                          "the target")
     if json_file:
         with open(json_file, "w", encoding="utf-8") as f:
             json.dump(result.to_dict(), f, indent=2, default=str)
-    sys.exit(1 if n else 0)
+    sys.exit(1 if n or not result.rollups_ok else 0)
 
 
 def _cutover(cfg: RunConfig, truth_tables: dict[str, str], json_file: str | None, html_file: str | None) -> None:

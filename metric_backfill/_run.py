@@ -313,9 +313,10 @@ def run(cfg: RunConfig, *, run_id: str | None = None, stage_only: bool = False, 
         result.pairs = pair_totals(s.state.stats(rec))
         result.overlap = overlap_view(rec.manifest.get("overlap", {}))
         result.status = "staged"
-        main, earn = _targets(s, cfg, _run_pairs(rec), create=True)
-        check_ranges(s.state, rec, {"main": main, "earnings": earn or main})
-        if not stage_only:
+        if stage_only:  # refuse now what the publish would refuse (the publish checks again)
+            main, earn = _targets(s, cfg, _run_pairs(rec), create=True)
+            check_ranges(s.state, rec, {"main": main, "earnings": earn or main})
+        else:
             result.published_rows = publish_staged(s.ch, s.state, rid, reporter, on_overlap=cfg.on_overlap)
             result.status = "published"
             rec = s.state.run(rid)

@@ -22,8 +22,9 @@ from ._clickhouse import ClickHouse
 from ._expected import LOOKUPS, ExpectedQuery
 from ._postgres import Postgres, Snapshot
 from ._sql import pairs_sql, qualified, quote_ident
+from ._target import Target
 
-__all__ = ["PairReport", "VerifyReport", "verify_totals"]
+__all__ = ["PairReport", "RollupReport", "VerifyReport", "compare_rollups", "verify_totals"]
 
 EXPECTED_STRUCTURE = "entityType String, entityId Int32, metricType String, total Int64, events Int64"
 
@@ -145,3 +146,52 @@ def verify_totals(pg: Postgres, ch: ClickHouse, *, queries: Callable[[str], Sequ
         return report
     finally:
         ch.command(f"DROP DATABASE IF EXISTS {quote_ident(scratch)} SYNC", what="dropping the scratch database")
+
+
+@dataclass
+class RollupReport:
+    """A materialized view's table against the view's own SELECT over its target, key by key."""
+
+    view: str
+    table: str
+    keys: int
+    differing: int
+    examples: list[dict[str, Any]] = field(default_factory=list)
+    note: str = ""
+
+
+def compare_rollups(ch: ClickHouse, target: Target, pairs: Sequence[Pair], *, examples: int = 5) -> list[RollupReport]:
+    """Every rollup fed by `target` against its view's SELECT over the target's rows now (restricted
+    to `pairs` where the view's table keeps entityType and metricType). A difference means the
+    rollup counted something twice or missed it — or that rows were mutated or deleted in the target,
+    which an insert-fired view never sees (T1)."""
+    out: list[RollupReport] = []
+    for view in target.views:
+        if not view.decidable:
+            out.append(RollupReport(view.label, f"{view.to_database}.{view.to_table}", 0, 0,
+                                    note="not compared: its table has no summable column"))
+            continue
+        cols = ch.columns(view.to_database, view.to_table)
+        scoped = "entityType" in cols and "metricType" in cols
+        rows = (f"(SELECT * FROM {target.name} WHERE (entityType, metricType) IN ({pairs_sql(pairs)}))"
+                if scoped else target.name)
+        where_r = f" WHERE (entityType, metricType) IN ({pairs_sql(pairs)})" if scoped else ""
+        keys = ", ".join(view.key_columns)
+        n = len(view.measures)
+        expected = ", ".join(f"toInt128({m}) AS e{i}, toInt128(0) AS a{i}" for i, m in enumerate(view.measures))
+        actual = ", ".join(f"toInt128(0) AS e{i}, toInt128({m}) AS a{i}" for i, m in enumerate(view.measures))
+        sums = ", ".join(f"sum(e{i}) AS se{i}, sum(a{i}) AS sa{i}" for i in range(n))
+        differ = " OR ".join(f"se{i} != sa{i}" for i in range(n))
+        joined = (f"SELECT {keys}, {sums} FROM (SELECT {keys}, {expected} FROM ({view.select_over(rows)}) "
+                  f"UNION ALL SELECT {keys}, {actual} FROM {view.to_name}{where_r}) GROUP BY {keys}")
+        total, bad = ch.query(f"SELECT count(), countIf({differ}) FROM ({joined})", what=f"comparing {view.label}")[0]
+        report = RollupReport(view.label, f"{view.to_database}.{view.to_table}", int(total), int(bad))
+        if bad:
+            for row in ch.query(f"SELECT * FROM ({joined}) WHERE {differ} LIMIT {int(examples)}",
+                                what=f"listing differences of {view.label}"):
+                k = len(view.key_columns)
+                report.examples.append({"key": [str(x) for x in row[:k]],
+                                        "view_over_target": [int(x) for x in row[k::2]],
+                                        "rollup": [int(x) for x in row[k + 1::2]]})
+        out.append(report)
+    return out

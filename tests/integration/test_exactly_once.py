@@ -355,3 +355,64 @@ def test_everything_at_once_is_still_exact(pg: str, ch: dict[str, str], ch_clien
     engine(table=table, earnings_table=table, publish_slice_rows=7, chunk_rows=3)
     assert_exact(ch_client, ch_db, table, want, "month")
     assert ETYPES and insert_scenario  # the shared helpers stay in use
+
+
+@pytest.mark.parametrize("shape", ["events", "month"])
+def test_verify_compares_each_rollup_with_its_views_select_over_the_target(
+        shape: str, reactions: Totals, engine: Callable[..., RunResult], target: Callable[[str], str], pg: str,
+        ch: dict[str, str], ch_client: Any, ch_dsn: str, ch_db: str) -> None:
+    from metric_backfill import _check
+
+    table = target(shape)
+    engine(table=table, sources=("ImageReaction",))
+    cfg = RunConfig(pg_url=pg, clickhouse_url=ch_dsn, cutoff=CUTOFF, earnings_cutoff_date=CUTOFF_DATE, table=table,
+                    state_database=f"{ch_db}_state", ch_tables=dict(ch), sources=("ImageReaction",))
+    clean = _check.verify(cfg, as_of=CUTOFF)
+    assert clean.report.ok and clean.rollups and clean.rollups_ok and clean.rollups[0].keys > 0
+    # A block counted twice by the rollup only (what a retried insert does, T1/T2).
+    rollup = "entityMetricDailyAgg" if shape == "events" else "entityMetricSum"
+    ch_client.command(f"INSERT INTO {ch_db}.{rollup} SELECT * FROM {ch_db}.{rollup} WHERE entityId = 100 "
+                      "AND metricType = 'Like'", settings={"async_insert": 0})
+    bad = _check.verify(cfg, as_of=CUTOFF)
+    assert bad.report.ok and not bad.rollups_ok
+    assert bad.rollups[0].differing >= 1 and bad.rollups[0].examples[0]["key"][:2] == ["Image", "100"]
+    result = CliRunner().invoke(cli, ["verify", "--pg", pg, "--clickhouse", ch_dsn, "--cutoff", "2025-06-01 00:00:00",
+                                      "--as-of", "2025-06-01 00:00:00", "--table", table, "--state-db", f"{ch_db}_state",
+                                      "--sources", "ImageReaction", *sum((["--ch-table", f"{k}={v}"] for k, v in ch.items()), [])])
+    assert result.exit_code == 1 and "keys differ from the view's SELECT" in result.output
+
+
+def test_the_target_lease_admits_one_holder_and_ignores_a_dead_one(ch_dsn: str, ch_db: str) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from metric_backfill import TargetError
+    from metric_backfill._lease import LEASES, Lease
+
+    ch = ClickHouse(ch_dsn)
+    try:
+        first = Lease(ch, ch_db, f"{ch_db}.t", "run-1", wait=0.5)
+        first.acquire()
+        with pytest.raises(TargetError, match=r"holds its lease \(run run-1, process"):
+            Lease(ch, ch_db, f"{ch_db}.t", "run-2", wait=0.5).acquire()
+        first.release()
+        with Lease(ch, ch_db, f"{ch_db}.t", "run-2", wait=0.5):
+            pass
+        # A holder killed without releasing (its process is gone): no need to wait for the expiry.
+        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout.strip()
+        ch.command(f"INSERT INTO {ch_db}.{LEASES} VALUES ({{t:String}}, 'ghost', 'run-0', {{h:String}}, {dead}, "
+                   "now64(3, 'UTC') + toIntervalSecond(600), 0, now64(6, 'UTC'))",
+                   parameters={"t": f"{ch_db}.t", "h": socket.gethostname()})
+        with Lease(ch, ch_db, f"{ch_db}.t", "run-3", wait=0.5):
+            pass
+        # One on another machine is waited for until it expires.
+        ch.command(f"INSERT INTO {ch_db}.{LEASES} VALUES ({{t:String}}, 'far', 'run-9', 'elsewhere', 1, "
+                   "now64(3, 'UTC') + toIntervalMillisecond(1500), 0, now64(6, 'UTC'))", parameters={"t": f"{ch_db}.t"})
+        with pytest.raises(TargetError, match="run run-9"):
+            Lease(ch, ch_db, f"{ch_db}.t", "run-4", wait=0.3).acquire()
+        with Lease(ch, ch_db, f"{ch_db}.t", "run-4", wait=10):
+            pass
+    finally:
+        ch.close()
