@@ -12,12 +12,12 @@ Public API (everything else is private and may change)::
 
 from ._catalog import CATALOG, Rule, Source, Values
 from ._config import RunConfig, parse_cutoff
-from ._errors import (BackfillError, Cancelled, ConfigError, OverlapError, PublishConflict, SourceError,
-                      TargetError, TerminalError, TransientError)
+from ._errors import (BackfillError, Cancelled, ConfigError, DifferencesFound, OverlapError, PublishConflict,
+                      SourceError, TargetError, TerminalError, TransientError)
 from ._run import RunResult, dry_run, publish_run, run
 
 __all__ = [
-    "CATALOG", "BackfillError", "Cancelled", "ConfigError", "OverlapError", "PublishConflict", "Rule",
+    "CATALOG", "BackfillError", "Cancelled", "ConfigError", "DifferencesFound", "OverlapError", "PublishConflict", "Rule",
     "RunConfig", "RunResult", "Source", "SourceError", "TargetError", "TerminalError", "TransientError",
     "Values", "dry_run", "parse_cutoff", "publish_run", "run",
 ]

@@ -6,9 +6,11 @@ same declarations compile to ClickHouse SQL (`_compile`), print as documentation
 checked against the reference pair lists (`plan --check`).
 
 Conventions inside a declaration:
-- PostgreSQL queries take psycopg placeholders `%(lo)s`, `%(hi)s`, `%(cutoff)s`, `%(null_ts)s`,
-  `%(etype)s` and return the columns listed in `columns` (a ClickHouse structure: the rows are
-  streamed as text into ClickHouse, which does the fan-out).
+- PostgreSQL queries take psycopg placeholders `%(lo)s`, `%(hi)s`, `%(cutoff)s`, `%(read_until)s`,
+  `%(null_ts)s`, `%(etype)s` and return the columns listed in `columns` (a ClickHouse structure: the
+  rows are streamed as text into ClickHouse, which does the fan-out). `read_until` bounds the rows
+  read (the cutoff, or — netting against the live pipeline — past it: lines at or after the cutoff
+  are then staged as counted drops, for the netting); `cutoff` is what drift flags compare with.
 - ClickHouse queries take server-side parameters `{lo:…}`, `{hi:…}`, `{cutoff:…}`,
   `{cutoff_date:Date}` and `$name` placeholders for configured table names and lookups.
 - Rule fields are ClickHouse expressions over those columns. `when` decides whether the rule
@@ -191,7 +193,7 @@ USER_ENGAGEMENT = Source(
 FROM "UserEngagement" ue
 WHERE ue."userId" >= %(lo)s AND ue."userId" < %(hi)s
   AND ue."type" IN ('Follow', 'Hide')
-  AND ue."createdAt" < %(cutoff)s''',
+  AND ue."createdAt" < %(read_until)s''',
     columns="userId Int32, targetUserId Int32, type String, ts DateTime64(3)",
     chunk=ChunkBy("UserEngagement", "userId"),
     rules=(
@@ -209,7 +211,7 @@ IMAGE_REACTION = Source(
 FROM "ImageReaction" r
 LEFT JOIN "Image" i ON i."id" = r."imageId"
 WHERE r."id" >= %(lo)s AND r."id" < %(hi)s
-  AND r."createdAt" < %(cutoff)s''',
+  AND r."createdAt" < %(read_until)s''',
     columns=("id Int32, imageId Int32, userId Int32, reaction String, ts DateTime64(3), "
              "image_found UInt8, postId Nullable(Int32), ownerId Nullable(Int32)"),
     chunk=ChunkBy("ImageReaction", "id"),
@@ -231,7 +233,7 @@ ARTICLE_REACTION = Source(
 FROM "ArticleReaction" r
 LEFT JOIN "Article" a ON a."id" = r."articleId"
 WHERE r."id" >= %(lo)s AND r."id" < %(hi)s
-  AND r."createdAt" < %(cutoff)s''',
+  AND r."createdAt" < %(read_until)s''',
     columns=("id Int32, articleId Int32, userId Int32, reaction String, ts DateTime64(3), "
              "article_found UInt8, ownerId Nullable(Int32)"),
     chunk=ChunkBy("ArticleReaction", "id"),
@@ -248,7 +250,7 @@ BOUNTY_ENTRY_REACTION = Source(
 FROM "BountyEntryReaction" r
 LEFT JOIN "BountyEntry" be ON be."id" = r."bountyEntryId"
 WHERE r."bountyEntryId" >= %(lo)s AND r."bountyEntryId" < %(hi)s
-  AND r."createdAt" < %(cutoff)s''',
+  AND r."createdAt" < %(read_until)s''',
     columns=("bountyEntryId Int32, userId Int32, reaction String, ts DateTime64(3), "
              "entry_found UInt8, ownerId Nullable(Int32)"),
     chunk=ChunkBy("BountyEntryReaction", "bountyEntryId"),
@@ -265,7 +267,7 @@ ARTICLE_STATUS = Source(
 FROM "Article" a
 WHERE a."id" >= %(lo)s AND a."id" < %(hi)s
   AND a."status" = 'Published'
-  AND COALESCE(a."publishedAt", a."createdAt", %(null_ts)s) < %(cutoff)s''',
+  AND COALESCE(a."publishedAt", a."createdAt", %(null_ts)s) < %(read_until)s''',
     columns="id Int32, userId Int32, ts DateTime64(3)",
     chunk=ChunkBy("Article", "id"),
     rules=(Rule("User", "userId", "userId", "articleCount"),),
@@ -280,7 +282,7 @@ RESOURCE_REVIEW = Source(
        rr."createdAt" AS ts, (rr."updatedAt" >= %(cutoff)s)::int AS drifted
 FROM "ResourceReview" rr
 WHERE rr."id" >= %(lo)s AND rr."id" < %(hi)s
-  AND rr."createdAt" < %(cutoff)s''',
+  AND rr."createdAt" < %(read_until)s''',
     columns=("id Int32, modelId Int32, modelVersionId Int32, userId Int32, recommended UInt8, "
              "ts DateTime64(3), drifted UInt8"),
     chunk=ChunkBy("ResourceReview", "id"),
@@ -300,7 +302,7 @@ COLLECTION_ITEM = Source(
        ci."addedById", COALESCE(ci."createdAt", %(null_ts)s) AS ts
 FROM "CollectionItem" ci
 WHERE ci."id" >= %(lo)s AND ci."id" < %(hi)s
-  AND COALESCE(ci."createdAt", %(null_ts)s) < %(cutoff)s''',
+  AND COALESCE(ci."createdAt", %(null_ts)s) < %(read_until)s''',
     columns=("id Int32, collectionId Int32, modelId Nullable(Int32), postId Nullable(Int32), "
              "imageId Nullable(Int32), articleId Nullable(Int32), addedById Nullable(Int32), ts DateTime64(3)"),
     chunk=ChunkBy("CollectionItem", "id"),
@@ -324,7 +326,7 @@ COLLECTION_CONTRIBUTOR = Source(
        COALESCE(cc."createdAt", %(null_ts)s) AS ts
 FROM "CollectionContributor" cc
 WHERE cc."userId" >= %(lo)s AND cc."userId" < %(hi)s
-  AND COALESCE(cc."createdAt", %(null_ts)s) < %(cutoff)s''',
+  AND COALESCE(cc."createdAt", %(null_ts)s) < %(read_until)s''',
     columns="userId Int32, collectionId Int32, is_contributor UInt8, ts DateTime64(3)",
     chunk=ChunkBy("CollectionContributor", "userId"),
     rules=(
@@ -341,7 +343,7 @@ COMMENT = Source(
     query='''SELECT c."id", c."modelId", c."userId", c."createdAt" AS ts
 FROM "Comment" c
 WHERE c."id" >= %(lo)s AND c."id" < %(hi)s
-  AND c."createdAt" < %(cutoff)s''',
+  AND c."createdAt" < %(read_until)s''',
     columns="id Int32, modelId Int32, userId Int32, ts DateTime64(3)",
     chunk=ChunkBy("Comment", "id"),
     rules=(Rule("Model", "modelId", "userId", "commentCount"),),
@@ -359,7 +361,7 @@ FROM "CommentV2" c
 JOIN "Thread" t      ON t."id" = c."threadId"
 LEFT JOIN "Thread" r ON r."id" = t."rootThreadId"
 WHERE c."id" >= %(lo)s AND c."id" < %(hi)s
-  AND c."createdAt" < %(cutoff)s''',
+  AND c."createdAt" < %(read_until)s''',
     columns=("id Int32, userId Int32, ts DateTime64(3), postId Nullable(Int32), imageId Nullable(Int32), "
              "articleId Nullable(Int32), bountyId Nullable(Int32)"),
     chunk=ChunkBy("CommentV2", "id"),
@@ -382,7 +384,7 @@ FROM "ImageResourceNew" ir
 LEFT JOIN "Image" i         ON i."id"  = ir."imageId"
 LEFT JOIN "ModelVersion" mv ON mv."id" = ir."modelVersionId"
 WHERE ir."imageId" >= %(lo)s AND ir."imageId" < %(hi)s
-  AND (i."createdAt" < %(cutoff)s OR i."id" IS NULL)''',
+  AND (i."createdAt" < %(read_until)s OR i."id" IS NULL)''',
     columns=("imageId Int32, modelVersionId Int32, ownerId Nullable(Int32), modelId Nullable(Int32), "
              "image_found UInt8, version_found UInt8, ts DateTime64(3)"),
     chunk=ChunkBy("ImageResourceNew", "imageId"),
@@ -403,7 +405,7 @@ BUZZ_TIP = Source(
 FROM "BuzzTip" bt
 WHERE bt."entityType" = %(etype)s
   AND bt."entityId" >= %(lo)s AND bt."entityId" < %(hi)s
-  AND bt."createdAt" < %(cutoff)s''',
+  AND bt."createdAt" < %(read_until)s''',
     columns=("entityType String, entityId Int32, toUserId Int32, fromUserId Int32, amount Int32, "
              "ts DateTime64(3), drifted UInt8"),
     chunk=ChunkBy("BuzzTip", "entityId", partition="entityType"),
@@ -426,7 +428,7 @@ TAG_ENGAGEMENT = Source(
 FROM "TagEngagement" te
 WHERE te."userId" >= %(lo)s AND te."userId" < %(hi)s
   AND te."type" IN ('Follow', 'Hide')
-  AND te."createdAt" < %(cutoff)s''',
+  AND te."createdAt" < %(read_until)s''',
     columns="userId Int32, tagId Int32, type String, ts DateTime64(3)",
     chunk=ChunkBy("TagEngagement", "userId"),
     rules=(
@@ -440,7 +442,7 @@ BOUNTY_ENGAGEMENT = Source(
     query='''SELECT be."bountyId", be."userId", be."type"::text AS type, be."createdAt" AS ts
 FROM "BountyEngagement" be
 WHERE be."bountyId" >= %(lo)s AND be."bountyId" < %(hi)s
-  AND be."createdAt" < %(cutoff)s''',
+  AND be."createdAt" < %(read_until)s''',
     columns="bountyId Int32, userId Int32, type String, ts DateTime64(3)",
     chunk=ChunkBy("BountyEngagement", "bountyId"),
     rules=(
@@ -454,7 +456,7 @@ BOUNTY = Source(
     query='''SELECT b."id", b."userId", b."createdAt" AS ts
 FROM "Bounty" b
 WHERE b."id" >= %(lo)s AND b."id" < %(hi)s
-  AND b."createdAt" < %(cutoff)s''',
+  AND b."createdAt" < %(read_until)s''',
     columns="id Int32, userId Nullable(Int32), ts DateTime64(3)",
     chunk=ChunkBy("Bounty", "id"),
     rules=(Rule("User", "userId", "userId", "bountyCount"),),
@@ -466,7 +468,7 @@ BOUNTY_ENTRY = Source(
     query='''SELECT be."id", be."bountyId", be."userId", be."createdAt" AS ts
 FROM "BountyEntry" be
 WHERE be."id" >= %(lo)s AND be."id" < %(hi)s
-  AND be."createdAt" < %(cutoff)s''',
+  AND be."createdAt" < %(read_until)s''',
     columns="id Int32, bountyId Int32, userId Nullable(Int32), ts DateTime64(3)",
     chunk=ChunkBy("BountyEntry", "id"),
     rules=(Rule("Bounty", "bountyId", "userId", "entryCount"),),
@@ -480,7 +482,7 @@ BOUNTY_BENEFACTOR = Source(
        (bb."updatedAt" >= %(cutoff)s)::int AS drifted
 FROM "BountyBenefactor" bb
 WHERE bb."bountyId" >= %(lo)s AND bb."bountyId" < %(hi)s
-  AND bb."createdAt" < %(cutoff)s''',
+  AND bb."createdAt" < %(read_until)s''',
     columns=("bountyId Int32, userId Int32, unitAmount Int32, ts DateTime64(3), "
              "awardedToId Nullable(Int32), award_ts DateTime64(3), drifted UInt8"),
     chunk=ChunkBy("BountyBenefactor", "bountyId"),
@@ -500,7 +502,7 @@ COMIC_ENGAGEMENT = Source(
        e."createdAt" AS ts, (e."updatedAt" >= %(cutoff)s)::int AS drifted
 FROM "ComicProjectEngagement" e
 WHERE e."userId" >= %(lo)s AND e."userId" < %(hi)s
-  AND e."createdAt" < %(cutoff)s''',
+  AND e."createdAt" < %(read_until)s''',
     columns="userId Int32, projectId Int32, type String, read_len Int32, ts DateTime64(3), drifted UInt8",
     chunk=ChunkBy("ComicProjectEngagement", "userId"),
     rules=(
@@ -521,7 +523,7 @@ POST_PUBLISHED = Source(
     query='''SELECT p."id", p."userId", p."publishedAt" AS ts
 FROM "Post" p
 WHERE p."id" >= %(lo)s AND p."id" < %(hi)s
-  AND p."publishedAt" < %(cutoff)s''',
+  AND p."publishedAt" < %(read_until)s''',
     columns="id Int32, userId Int32, ts DateTime64(3)",
     chunk=ChunkBy("Post", "id"),
     rules=(Rule("User", "userId", "userId", "postCount"),),
@@ -536,7 +538,7 @@ FROM "ModelVersion" mv
 JOIN "Model" m ON m."id" = mv."modelId"
 WHERE mv."id" >= %(lo)s AND mv."id" < %(hi)s
   AND mv."status" = 'Published'
-  AND COALESCE(mv."publishedAt", mv."createdAt") < %(cutoff)s''',
+  AND COALESCE(mv."publishedAt", mv."createdAt") < %(read_until)s''',
     columns="id Int32, userId Int32, ts DateTime64(3)",
     chunk=ChunkBy("ModelVersion", "id"),
     rules=(Rule("User", "userId", "userId", "uploadCount"),),

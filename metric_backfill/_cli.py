@@ -227,6 +227,10 @@ def build_config(pg_url: str | None, ch_url: str | None, cutoff: str | None, **k
               help="Share a run among N processes (static partitioning: this one stages chunks with id % N == K). "
                    "Worker 0 plans and publishes; the others need the same --run-id.")
 @click.option("--wait-timeout", type=float, default=None, help="Seconds to wait for other workers (default: forever).")
+@click.option("--net-against-live", is_flag=True,
+              help="For every key a live event or a handled update touched since the cutoff, write today's rows minus "
+                   "the live events already in the target (assumes the live pipeline covered every change since the "
+                   "cutoff).")
 @click.option("--stage-only", is_flag=True, help="Stop after staging; publish later with `metric-backfill publish RUN`.")
 @click.option("--dry-run", is_flag=True, help="Print how many events each pair would get; write nothing.")
 @click.option("--json", "json_file", type=click.Path(dir_okay=False), help="Write the run summary as JSON.")
@@ -250,25 +254,24 @@ def run(pg_url: str | None, ch_url: str | None, cutoff: str | None, dry_run: boo
         raise ConfigError("--worker K/N with N > 1 shares a run among processes, but an embedded engine belongs to "
                           "one process: use a ClickHouse server, or --concurrency within one process")
     reporter = ConsoleReporter(err_console)
+    out = err_console if json_file == "-" else console  # stdout carries the JSON then
     if dry_run:
         pairs = _run.dry_run(cfg, reporter)
-        console.print(pairs_table("dry run: events each pair would get (nothing written)", pairs))
+        out.print(pairs_table("dry run: events each pair would get (nothing written)", pairs))
         if json_file:
-            with open(json_file, "w", encoding="utf-8") as f:
-                json.dump({"dry_run": True, "pairs": pairs}, f, indent=2)
+            _write_json(json_file, {"dry_run": True, "pairs": pairs})
         return
     w = _run.Worker(int(k), int(n))
     result = _run.run(cfg, run_id=run_id, stage_only=stage_only, reporter=reporter, worker=w, wait_timeout=wait_timeout)
-    console.print(pairs_table(f"run {result.run_id}: {result.status}", result.pairs))
+    out.print(pairs_table(f"run {result.run_id}: {result.status}", result.pairs))
     if result.overlap.get("rows") or result.overlap.get("at_publish"):
-        console.print(f"overlap recorded ({cfg.on_overlap}): {result.overlap}", markup=False)
+        out.print(f"overlap recorded ({cfg.on_overlap}): {result.overlap}", markup=False)
     if stage_only:
-        console.print(f"staged; publish with: metric-backfill publish {result.run_id}")
+        out.print(f"staged; publish with: metric-backfill publish {result.run_id}")
     elif w.leader:
-        console.print(f"published {result.published_rows:,} rows")
+        out.print(f"published {result.published_rows:,} rows")
     if json_file:
-        with open(json_file, "w", encoding="utf-8") as f:
-            json.dump(result.to_dict(), f, indent=2, default=str)
+        _write_json(json_file, result.to_dict())
 
 
 @cli.command()
@@ -291,8 +294,7 @@ def publish(run_id: str, ch_url: str | None, state_db: str, on_overlap: str, jso
     n = _run.publish_run(dsn, run_id, state_database=state_db, reporter=ConsoleReporter(err_console),
                          on_overlap=on_overlap)  # type: ignore[arg-type]
     if json_file:
-        with open(json_file, "w", encoding="utf-8") as f:
-            json.dump({"run_id": run_id, "published_rows": n}, f)
+        _write_json(json_file, {"run_id": run_id, "published_rows": n})
     console.print(f"run {run_id}: published {n:,} rows now" + (" (nothing left to publish)" if n == 0 else ""))
 
 
@@ -376,23 +378,98 @@ def _check_config(pg_url: str | None, ch_url: str | None, cutoff: str | None, st
     return build_config(pg_url, ch_url, cutoff, state_database=state_db, **kw)
 
 
+class _JsonReport:
+    """`--json FILE` or `--json -`: the report, with every difference streamed into it as it is read."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self._f: Any = None
+        self.started = False
+
+    @property
+    def to_stdout(self) -> bool:
+        return self.path == "-"
+
+    def _open(self) -> Any:
+        if self.path and self._f is None:
+            self._f = sys.stdout if self.to_stdout else open(self.path, "w", encoding="utf-8")  # noqa: SIM115
+        return self._f
+
+    def differences(self, rows: Any) -> None:
+        f = self._open()
+        f.write('{"differences": [')
+        for i, (et, eid, mt, e, a) in enumerate(rows):
+            f.write(("," if i else "") + "\n  " + json.dumps({"entityType": et, "entityId": eid, "metricType": mt,
+                                                            "expected": e, "actual": a, "correction": e - a}))
+        f.write("\n]")
+        self.started = True
+
+    def finish(self, summary: dict[str, Any]) -> None:
+        f = self._open()
+        if f is None:
+            return
+        if not self.started:
+            f.write('{"differences": []')
+        f.write(",\n" + json.dumps(summary, indent=2, default=str)[1:].lstrip("\n") + "\n")
+        if not self.to_stdout:
+            f.close()
+
+
+def _write_json(path: str, doc: Any) -> None:
+    """A JSON document to a file, or to stdout for `-`."""
+    if path == "-":
+        click.echo(json.dumps(doc, indent=2, default=str))
+        return
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(doc, f, indent=2, default=str)
+
+
+def _print_check(result: Any, out: Console) -> None:
+    out.print(_report_table(result))
+    n = result.report.differing
+    out.print(f"[green]all {sum(p.entities for p in result.report.pairs):,} entities equal" if n == 0 else
+              f"[red]{n:,} entities differ over {sum(1 for p in result.report.pairs if p.differing)} pairs")
+    for r in result.rollups:
+        if r.note:
+            out.print(f"rollup {r.table} (view {r.view}): {r.note}", markup=False)
+        elif r.differing:
+            out.print(f"[red]rollup {r.table} (view {r.view}): {r.differing:,} of {r.keys:,} keys differ from the "
+                      f"view's SELECT over the target, e.g. {r.examples[:2]}")
+        else:
+            out.print(f"[green]rollup {r.table} (view {r.view}): all {r.keys:,} keys equal the view's SELECT over "
+                      "the target")
+
+
+def _scope_options(fn: F) -> F:
+    for opt in reversed([
+        click.option("--as-of", default=None,
+                     help="Check everything before this UTC instant (backfill, live events, corrections) against the "
+                          "sources replayed to it; it must lie --live-lag before now. Default: the window the backfill "
+                          "owns (target rows before each pair's cutoff)."),
+        click.option("--live-lag", type=click.FloatRange(min=0), default=3600.0, show_default=True,
+                     help="Seconds the live pipeline may lag: --as-of must be at least this long ago."),
+        click.option("--json", "json_file", default=None, metavar="FILE|-",
+                     help="Write the report with every differing entity (expected, actual) as JSON; - for stdout."),
+    ]):
+        fn = opt(fn)
+    return fn
+
+
 @cli.command()
 @_selection_options
+@_scope_options
 @click.option("--run", "run_id", default=None, help="Verify a run's staged events (before publishing).")
 @click.option("--target", "target_scope", is_flag=True, help="Verify the target (the default).")
-@click.option("--as-of", default=None, help="Replay the sources up to this UTC instant (default: now). "
-                                            "With no live pipeline writing, pass the cutoff.")
 @click.option("--against", type=click.Choice(["sources", "processors"]), default="sources", show_default=True,
               help="sources: expected totals replayed from the sources; processors: the cutover report — how the "
                    "counters the site shows today (the *Metric tables) change when read from the events, and why.")
 @click.option("--truth-table", multiple=True, metavar="NAME=DB.TABLE",
               help="Where a truth-support table lives (daily_downloads_unique, daily_resource_generation_counts, reactions).")
 @click.option("--html", "html_file", type=click.Path(dir_okay=False), help="With --against processors: write the HTML report.")
-@click.option("--json", "json_file", type=click.Path(dir_okay=False), help="Write the full report as JSON.")
 @_guard
 def verify(pg_url: str | None, ch_url: str | None, cutoff: str | None, state_db: str, run_id: str | None,
-           target_scope: bool, as_of: str | None, json_file: str | None, against: str, truth_table: tuple[str, ...],
-           html_file: str | None, **kw: Any) -> None:
+           target_scope: bool, as_of: str | None, live_lag: float, json_file: str | None, against: str,
+           truth_table: tuple[str, ...], html_file: str | None, **kw: Any) -> None:
     """Compare per-entity expected totals (from the sources) with ClickHouse; exit 1 on any difference.
 
     With --against processors: the cutover report instead (exit 0; differences are what it explains)."""
@@ -406,24 +483,12 @@ def verify(pg_url: str | None, ch_url: str | None, cutoff: str | None, state_db:
     if against == "processors":
         _cutover(cfg, _kv(truth_table, "--truth-table"), json_file, html_file)
         return
-    result = _check.verify(cfg, run_id=run_id, as_of=parse_cutoff(as_of, "--as-of") if as_of else None)
-    console.print(_report_table(result))
-    n = result.report.differing
-    console.print(f"[green]all {sum(p.entities for p in result.report.pairs):,} entities equal" if n == 0 else
-                  f"[red]{n:,} entities differ over {sum(1 for p in result.report.pairs if p.differing)} pairs")
-    for r in result.rollups:
-        if r.note:
-            console.print(f"rollup {r.table} (view {r.view}): {r.note}", markup=False)
-        elif r.differing:
-            console.print(f"[red]rollup {r.table} (view {r.view}): {r.differing:,} of {r.keys:,} keys differ from the "
-                          f"view's SELECT over the target, e.g. {r.examples[:2]}")
-        else:
-            console.print(f"[green]rollup {r.table} (view {r.view}): all {r.keys:,} keys equal the view's SELECT over "
-                          "the target")
-    if json_file:
-        with open(json_file, "w", encoding="utf-8") as f:
-            json.dump(result.to_dict(), f, indent=2, default=str)
-    sys.exit(1 if n or not result.rollups_ok else 0)
+    report = _JsonReport(json_file)
+    result = _check.verify(cfg, run_id=run_id, as_of=parse_cutoff(as_of, "--as-of") if as_of else None,
+                           live_lag=live_lag, on_differences=report.differences if json_file else None)
+    report.finish(result.to_dict())
+    _print_check(result, err_console if report.to_stdout else console)
+    sys.exit(1 if result.report.differing or not result.rollups_ok else 0)
 
 
 def _cutover(cfg: RunConfig, truth_tables: dict[str, str], json_file: str | None, html_file: str | None) -> None:
@@ -459,8 +524,7 @@ def _cutover(cfg: RunConfig, truth_tables: dict[str, str], json_file: str | None
     if new:
         console.print(f"new counters (no displayed value today): {', '.join(new)}")
     if json_file:
-        with open(json_file, "w", encoding="utf-8") as f:
-            json.dump(report.to_dict(), f, indent=2, default=str)
+        _write_json(json_file, report.to_dict())
     if html_file:
         with open(html_file, "w", encoding="utf-8") as f:
             f.write(render_html(report))
@@ -469,26 +533,47 @@ def _cutover(cfg: RunConfig, truth_tables: dict[str, str], json_file: str | None
 
 @cli.command()
 @_selection_options
-@click.option("--as-of", default=None, help="Replay the sources up to this UTC instant (default: now).")
-@click.option("--correction-version", type=int, default=6, show_default=True,
+@_scope_options
+@click.option("--correction-version", type=click.IntRange(0, 255), default=6, show_default=True,
               help="`version` of correction rows where the target has that column.")
-@click.option("--json", "json_file", type=click.Path(dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Show (and with --json write) what would be corrected; write nothing.")
+@click.option("--yes", is_flag=True, help="Write the corrections without asking (needed off a terminal).")
 @_guard
 def reconcile(pg_url: str | None, ch_url: str | None, cutoff: str | None, state_db: str, as_of: str | None,
-              correction_version: int, json_file: str | None, **kw: Any) -> None:
-    """Write one corrective event (expected − actual, userId −2) per differing entity, exactly once."""
+              live_lag: float, correction_version: int, json_file: str | None, dry_run: bool, yes: bool,
+              **kw: Any) -> None:
+    """Write one corrective event (expected − actual, userId −2) per differing entity, exactly once, after
+    showing them (--dry-run: only show)."""
     from . import _check
 
     cfg = _check_config(pg_url, ch_url, cutoff, state_db, kw)
-    result = _check.reconcile(cfg, as_of=parse_cutoff(as_of, "--as-of") if as_of else None,
-                              correction_version=correction_version)
-    console.print(_report_table(result))
-    console.print(f"wrote {result.corrections:,} corrections" +
-                  (f" (run {result.reconcile_run})" if result.reconcile_run else "") +
-                  "; verify again to confirm")
-    if json_file:
-        with open(json_file, "w", encoding="utf-8") as f:
-            json.dump(result.to_dict(), f, indent=2, default=str)
+    if not (dry_run or yes or sys.stdin.isatty()):
+        raise ConfigError("reconcile writes corrections into the target: look first with --dry-run, then add --yes "
+                          "(it asks on a terminal)")
+    out = err_console if json_file == "-" else console
+
+    def confirm(result: Any) -> bool:
+        _print_check(result, out)
+        if yes:
+            return True
+        return click.confirm(f"write {result.report.differing:,} corrections into the target?", default=False,
+                             err=True)
+
+    report = _JsonReport(json_file)
+    result = _check.reconcile(cfg, as_of=parse_cutoff(as_of, "--as-of") if as_of else None, live_lag=live_lag,
+                              correction_version=correction_version, dry_run=dry_run, confirm=confirm,
+                              on_differences=report.differences if json_file else None)
+    report.finish(result.to_dict())
+    if dry_run or not result.report.differing:
+        _print_check(result, out)
+    if dry_run:
+        out.print(f"dry run: {result.report.differing:,} corrections would be written; nothing was written")
+    elif result.reconcile_run:
+        out.print(f"wrote {result.corrections:,} corrections (run {result.reconcile_run}); verify again to confirm")
+    elif result.report.differing:
+        out.print("nothing was written")
+    else:
+        out.print("nothing to correct; no run was recorded")
 
 
 # -- demo ------------------------------------------------------------------------------------

@@ -399,6 +399,17 @@ class ClickHouse:
         except Exception as exc:  # noqa: BLE001
             raise translate(exc, what) from None
 
+    def stream(self, sql: str, *, parameters: dict[str, Any] | None = None, what: str = "query") -> Iterator[tuple[Any, ...]]:
+        """The rows of a query, block by block (never all in memory at once)."""
+        try:
+            with self.client.query_row_block_stream(sql, parameters=parameters) as blocks:
+                for block in blocks:
+                    yield from (tuple(r) for r in block)
+        except BackfillError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise translate(exc, what) from None
+
     def insert(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str],
                *, what: str = "insert") -> None:
         if not rows:

@@ -115,6 +115,9 @@ class RunConfig:
     on_overlap: Literal["abort", "skip", "replace", "accept"] = "abort"
     """What to do when the target already has rows of a selected pair before the cutoff, or when
     another run published one of the run's pairs after this run was planned."""
+    net_against_live: bool = False
+    """For every key a live event or a handled update touched since the cutoff, write the replay of
+    today's rows minus the live events already in the target (README: net against live)."""
     pg_lock_timeout: float = 60.0
     """Seconds a PostgreSQL read may wait for a lock another session holds before it is reported."""
     pg_statement_timeout: float = 3600.0

@@ -9,6 +9,7 @@ help* (the `Transient` / `Terminal` marker mixins). The CLI maps the class to an
     ├── SourceError                PostgreSQL or a ClickHouse source failed or is not as expected  exit 3
     ├── TargetError                the target (or the state/ledger) failed or is incompatible    exit 3
     │   └── PublishConflict        a publish is in a state the tool cannot settle alone          exit 3
+    ├── DifferencesFound           the work is done, and the target still differs from what it should hold  exit 1
     └── Cancelled                  Ctrl-C; the run is left resumable                          exit 130
 
     Transient (mixin)   a retry with backoff may succeed: connection reset, restart, overload,
@@ -33,6 +34,7 @@ __all__ = [
     "BackfillError",
     "Cancelled",
     "ConfigError",
+    "DifferencesFound",
     "SnapshotLost",
     "OverlapError",
     "PublishConflict",
@@ -138,6 +140,12 @@ class TargetError(BackfillError):
 
 class PublishConflict(TargetError, Terminal):
     """A publish was interrupted and what the target (or a rollup) shows cannot be settled alone."""
+
+
+class DifferencesFound(BackfillError, Terminal):
+    """The command did what it should, and measuring afterwards shows differences it cannot fix itself."""
+
+    exit_code = 1
 
 
 class TerminalError(BackfillError, Terminal):

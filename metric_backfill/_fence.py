@@ -30,7 +30,7 @@ from ._sql import literal, pairs_sql, ts_literal
 from ._state import StateStore
 from ._target import Target
 
-__all__ = ["LEGACY_ALIASES", "Overlap", "OverlapRefused", "check_overlap", "format_table", "known_pairs", "ledger_runs",
+__all__ = ["LEGACY_ALIASES", "Overlap", "OverlapRefused", "active_runs", "check_overlap", "format_table", "known_pairs", "ledger_runs",
            "publish_time_conflicts"]
 
 # Legacy spellings already in the target for image metrics (T8).

@@ -24,9 +24,14 @@ from ._config import RunConfig, format_ts, parse_cutoff
 from ._errors import ConfigError, SourceError
 from ._postgres import Snapshot
 
-__all__ = ["Chunk", "Plan", "SourcePlan", "build_plan", "select_pairs"]
+__all__ = ["Chunk", "NET_SOURCE", "Plan", "SourcePlan", "build_plan", "select_pairs"]
+
+NET_SOURCE = "net"
+"""The pseudo-source of a run's adjustments against the live pipeline (`_net`)."""
 
 EPOCH = datetime(1970, 1, 1)
+READ_ALL = datetime(9999, 12, 31)
+"""`read_until` of a source read whole (every row the snapshot holds)."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,9 @@ class SourcePlan:
     """The source query with optional columns resolved (PostgreSQL) or table names filled in (ClickHouse)."""
     cutoff_date: date | None = None
     parts: list[str] = field(default_factory=list)
+    read_until: datetime | None = None
+    """Rows are read up to here (default: the cutoff). Netting against the live pipeline reads
+    PostgreSQL sources past the cutoff; lines at or after it are staged as counted drops."""
 
     @property
     def partial(self) -> bool:
@@ -75,6 +83,7 @@ class Plan:
             "snapshot_id": self.snapshot_id,
             "buzztip_entity_types": self.buzztip_entity_types,
             "sources": [{"name": sp.source.name, "pairs": [list(p) for p in sp.pairs], "cutoff": format_ts(sp.cutoff),
+                         "read_until": format_ts(sp.read_until) if sp.read_until else None,
                          "null_ts": format_ts(sp.null_ts) if sp.null_ts else None,
                          "cutoff_date": sp.cutoff_date.isoformat() if sp.cutoff_date else None,
                          "chunks": sum(1 for c in self.chunks if c.source == sp.source.name)}
@@ -275,7 +284,8 @@ def _ch_chunks(days: list[tuple[date, int]], target_rows: int) -> list[tuple[str
 # -- plan ------------------------------------------------------------------------------------
 
 def _check_pg_query(snap: Snapshot, sp: SourcePlan) -> None:
-    params = {"lo": 0, "hi": 0, "cutoff": sp.cutoff, "null_ts": sp.null_ts or EPOCH, "etype": ""}
+    params = {"lo": 0, "hi": 0, "cutoff": sp.cutoff, "read_until": sp.read_until or sp.cutoff,
+              "null_ts": sp.null_ts or EPOCH, "etype": ""}
     snap.fetch(sql.SQL("SELECT * FROM ({}) q LIMIT 0").format(sql.SQL(sp.query)), params,  # type: ignore[arg-type]
                what=f"checking source {sp.source.name}")
 
@@ -304,6 +314,8 @@ def build_plan(cfg: RunConfig, snap: Snapshot, ch: ClickHouse, *, manifest: dict
             continue
         sp = SourcePlan(s, selection[s.name], cfg.cutoff_for(s), parts=etypes if s.chunk.partition else [])
         if s.engine == "pg":
+            if cfg.net_against_live:
+                sp.read_until = READ_ALL
             q = s.query
             for ph, (col, present, absent) in s.optional_columns.items():
                 table, column = col.split(".")
@@ -344,5 +356,8 @@ def build_plan(cfg: RunConfig, snap: Snapshot, ch: ClickHouse, *, manifest: dict
         else:
             for lo_s, hi_s, est in _ch_chunks(_ch_days(ch, sp, cfg), cfg.ch_chunk_rows):
                 chunks.append(Chunk(len(chunks), sp.source.name, "", lo_s, hi_s, est))
+    if cfg.net_against_live:
+        # The adjustments against the live events: a chunk of its own, staged once every other is done.
+        chunks.append(Chunk(len(chunks), NET_SOURCE, "", "", "", 0))
     return Plan(plans, chunks, snap.id, etypes)
 

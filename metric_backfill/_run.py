@@ -22,13 +22,16 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 
 from ._catalog import Pair, routes_to_earnings_table
 from ._clickhouse import ClickHouse
-from ._config import RunConfig, parse_cutoff
-from ._errors import Cancelled, ConfigError, OverlapError, SnapshotLost, TerminalError, is_transient
+from ._config import RunConfig, format_ts, parse_cutoff
+from ._errors import (Cancelled, ConfigError, DifferencesFound, OverlapError, SnapshotLost, TerminalError,
+                      is_transient)
 from ._fence import check_overlap, known_pairs, publish_time_conflicts
 from ._lease import Lease
-from ._plan import Chunk, Plan, build_plan
+from ._net import stage_netting
+from ._plan import NET_SOURCE, Chunk, Plan, build_plan
 from ._postgres import Postgres, Snapshot
 from ._publish import Publisher, Slice, check_ranges
+from ._sql import literal, ts_literal
 from ._stage import ChunkStager, dry_run_counts
 from ._state import ChunkState, RunRecord, StateStore, now, worker_name
 from ._target import Target, ensure_target, resolve_targets
@@ -218,19 +221,42 @@ def _targets(s: _Session, cfg: RunConfig, pairs: list[Pair], *, create: bool) ->
 
 
 def dry_run(cfg: RunConfig, reporter: Reporter | None = None) -> dict[str, dict[str, int]]:
-    """Count the events each pair would get. Reads the sources; writes nothing anywhere."""
+    """Count the events each pair would get (and, netting against the live pipeline, the keys it
+    would net). Reads the sources and the target; writes nothing anywhere."""
     reporter = reporter or SilentReporter()
     with _Session(cfg) as s, s.pg.snapshot() as snap:
         plan = build_plan(cfg, snap, s.ch)
         reporter.planned(plan, plan.chunks)
         stager = ChunkStager("dry-run", s.state, s.ch, snap, cfg.ch_tables)
         stats: list[tuple[Any, ...]] = []
+        touched: dict[str, set[tuple[int, int]]] = defaultdict(set)
         for c in plan.chunks:
+            if c.source == NET_SOURCE:
+                continue
             sp = plan.source(c.source)
-            stats.extend((c.source, *r) for r in dry_run_counts(stager, sp, c))
+            for et, mt, reason, n, vs, drifted in dry_run_counts(stager, sp, c):
+                stats.append((c.source, et, mt, reason, n, vs))
+                touched[str(Pair(str(et), str(mt)))].update((int(e), int(u)) for e, u in drifted)
             reporter.chunk_done(c, c.est_rows)
+        totals = pair_totals(stats)
+        if cfg.net_against_live:
+            main, earn, _, _ = resolve_targets(s.ch, cfg, create=False)
+            cutoffs = {p: sp.cutoff for sp in plan.sources for p in sp.pairs}
+            for target, mine in ((main, [p for p in cutoffs if not routes_to_earnings_table(p)]),
+                                 (earn or main, [p for p in cutoffs if routes_to_earnings_table(p)])):
+                if target is None or not mine:
+                    continue
+                for p in mine:
+                    for eid, uid in s.ch.query(
+                            f"SELECT DISTINCT entityId, userId FROM {target.name} WHERE (entityType, metricType) = "
+                            f"({literal(p.entity_type)}, {literal(p.metric_type)}) AND metricValue < 0 "
+                            f"AND createdAt >= {ts_literal(cutoffs[p])} AND createdAt < {ts_literal(snap.started_at)} "
+                            "AND userId != -2", what="finding live negative events"):
+                        touched[str(p)].add((int(eid), int(uid)))
+            for p in totals:
+                totals[p]["netted_keys"] = len(touched.get(p, ()))
     reporter.finished()
-    return pair_totals(stats)
+    return totals
 
 
 @dataclass(frozen=True)
@@ -303,10 +329,21 @@ def run(cfg: RunConfig, *, run_id: str | None = None, stage_only: bool = False, 
             result.status = "staged (this worker's share)"
             reporter.finished()
             return result
-        _wait_for(f"the other workers of run {rid}", lambda: all(c.status == "done" for c in s.state.chunks(rid)),
+        _wait_for(f"the other workers of run {rid}",
+                  lambda: all(c.status == "done" for c in s.state.chunks(rid) if c.source != NET_SOURCE),
                   reporter, wait_timeout, poll=2.0)
         rec = s.state.run(rid)
         assert rec is not None
+        net = next((c for c in s.state.chunks(rid) if c.source == NET_SOURCE), None)
+        if net is not None and net.status != "done":
+            main, earn = _targets(s, cfg, _run_pairs(rec), create=True)
+            until = parse_cutoff(str(rec.manifest["snapshot_at"]))
+            rec.manifest["net"] = stage_netting(s.ch, s.state, rec, chunk_id=net.chunk_id, main=main,
+                                                earnings=earn or main, until=until,
+                                                backfill_version=cfg.backfill_version)
+            s.state.write_run(rec)
+            reporter.message("netted against the live events up to " + rec.manifest["net"]["until"] + ": " +
+                             (", ".join(f"{p} {n:,}" for p, n in rec.manifest["net"]["keys"].items()) or "no keys"))
         s.state.summarize(rec)
         if rec.status == "staging":
             s.state.set_status(rec, "staged")
@@ -348,11 +385,12 @@ def _stage_run(s: _Session, cfg: RunConfig, rid: str, fingerprint: str, existing
             done = {c.chunk_id for c in states if c.status == "done"}
             if worker.leader:
                 rec.manifest["snapshot_ids"] = [*rec.manifest.get("snapshot_ids", []), snap.id]
+                rec.manifest["snapshot_at"] = format_ts(snap.started_at)  # the latest: L is read up to it
         else:
             overlap = check_overlap(s.ch, s.state, cfg, plan, main, earn)
             s.state.ensure()  # first write of a new run: everything above only read
             manifest = {**plan.manifest(), "targets": {"main": main.label, "earnings": (earn or main).label},
-                        "snapshot_ids": [snap.id], "snapshot_at": str(snap.started_at), "overlap": overlap,
+                        "snapshot_ids": [snap.id], "snapshot_at": format_ts(snap.started_at), "overlap": overlap,
                         "on_overlap": cfg.on_overlap}
             rec = RunRecord(rid, fingerprint, "planned", created, cfg.public_dict(), manifest)
             s.state.write_run(rec)
@@ -367,9 +405,10 @@ def _stage_run(s: _Session, cfg: RunConfig, rid: str, fingerprint: str, existing
             if worker.leader:
                 with lock:
                     rec.manifest["snapshot_ids"] = [*rec.manifest.get("snapshot_ids", []), snap_id]
+                    rec.manifest["snapshot_at"] = format_ts(snap.started_at)
                     s.state.write_run(rec)
 
-        todo = [c for c in plan.chunks if c.chunk_id not in done and worker.owns(c)]
+        todo = [c for c in plan.chunks if c.chunk_id not in done and worker.owns(c) and c.source != NET_SOURCE]
         reporter.planned(plan, todo)
         stager = ChunkStager(rid, s.state, s.ch, snap, cfg.ch_tables)
         _stage_chunks(stager, s.state, plan, todo, cfg.concurrency, reporter, snap,
@@ -438,7 +477,36 @@ def publish_staged(ch: ClickHouse, state: StateStore, run_id: str, reporter: Rep
         rec = state.run(run_id)
         assert rec is not None
         state.set_status(rec, "published", published_rows=int(rec.summary.get("published_rows", 0)) + rows)
+    if withdrawals and rows:
+        _check_replaced(ch, state, rec, main, earn or main, sorted({p for ps in withdrawals.values() for p in ps}))
     return rows
+
+
+def _check_replaced(ch: ClickHouse, state: StateStore, rec: RunRecord, main: Target, earn: Target,
+                    pairs: list[Pair]) -> None:
+    """After a replace, the replaced pairs must hold exactly the new run's rows before its cutoffs. They
+    do not when rows were deleted or changed in the target outside the tool (a mutation): the
+    withdrawal negated what the earlier run published, not what is left of it."""
+    cutoffs = {Pair(*p): src["cutoff"] for src in rec.manifest.get("sources", []) for p in src["pairs"]}
+    staged = state.staged_where(rec.run_id)
+    bad: list[tuple[Any, ...]] = []
+    for target in {main.label: main, earn.label: earn}.values():
+        mine = [p for p in pairs if (target is earn) == routes_to_earnings_table(p) or main.label == earn.label]
+        for p in mine:
+            cut = ts_literal(parse_cutoff(cutoffs[p]))
+            where = f"(entityType, metricType) = ({literal(p.entity_type)}, {literal(p.metric_type)}) AND createdAt < {cut}"
+            bad += ch.query(
+                f"SELECT entityType, metricType, entityId, sum(w) AS want, sum(h) AS have FROM ("
+                f"SELECT entityType, metricType, entityId, toInt64(metricValue) AS w, toInt64(0) AS h "
+                f"FROM {state.t('staging')} WHERE {staged} AND {where} UNION ALL "
+                f"SELECT entityType, metricType, entityId, 0, toInt64(metricValue) FROM {target.name} WHERE {where}) "
+                "GROUP BY entityType, metricType, entityId HAVING want != have ORDER BY abs(want - have) DESC LIMIT 6",
+                what="measuring the replaced pairs")
+    if bad:
+        examples = ", ".join(f"{Pair(str(et), str(mt))} {eid}: {have} instead of {want}" for et, mt, eid, want, have in bad[:5])
+        raise DifferencesFound(f"run {rec.run_id} replaced its predecessors, but the replaced pairs do not hold exactly "
+                               f"its rows ({examples}{', …' if len(bad) > 5 else ''}): rows were deleted or changed in "
+                               "the target outside the tool; run `metric-backfill reconcile` to correct them")
 
 
 def _fence_at_publish(ch: ClickHouse, state: StateStore, rec: RunRecord, pairs: list[Pair], main: Target,

@@ -44,7 +44,7 @@ def _pair_filter(sp: SourcePlan) -> str:
 
 
 def _pg_params(sp: SourcePlan, chunk: Chunk) -> dict[str, Any]:
-    return {"lo": int(chunk.lo), "hi": int(chunk.hi), "cutoff": sp.cutoff,
+    return {"lo": int(chunk.lo), "hi": int(chunk.hi), "cutoff": sp.cutoff, "read_until": sp.read_until or sp.cutoff,
             "null_ts": sp.null_ts or EPOCH, "etype": chunk.part}
 
 
@@ -124,10 +124,12 @@ def _values_sql(pairs: list[tuple[int, int]]) -> str:
 
 
 def dry_run_counts(stager: ChunkStager, sp: SourcePlan, chunk: Chunk) -> list[tuple[Any, ...]]:
-    """(entityType, metricType, drop_reason, events, value_sum) of one chunk; writes nothing."""
+    """(entityType, metricType, drop_reason, events, value_sum, drifted keys [(entityId, userId)]) of one
+    chunk; writes nothing."""
 
     def statement(rows_sql: str) -> str:
-        return (f"SELECT entityType, metricType, drop_reason, count(), sum(metricValue) FROM (\n"
+        return (f"SELECT entityType, metricType, drop_reason, count(), sum(metricValue), "
+                "groupUniqArrayIf((entityId, userId), drifted = 1 AND drop_reason IN ('', 'ts_after_cutoff')) FROM (\n"
                 f"{fanout_select(sp.source, rows_sql, _cutoff_sql(sp.cutoff))}\n){_pair_filter(sp)}\n"
                 "GROUP BY entityType, metricType, drop_reason")
 

@@ -9,6 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn,
                            TimeRemainingColumn)
+from rich.markup import escape
 from rich.table import Table
 
 from ._plan import Chunk, Plan
@@ -79,6 +80,8 @@ class ConsoleReporter:
 
 def pairs_table(title: str, pairs: dict[str, dict[str, int]]) -> Table:
     reasons = sorted({k for d in pairs.values() for k in d if k.startswith("dropped_")})
+    if any("netted_keys" in d for d in pairs.values()):
+        reasons.append("netted_keys")
     t = Table(title=title)
     t.add_column("pair")
     t.add_column("events", justify="right")
@@ -86,7 +89,7 @@ def pairs_table(title: str, pairs: dict[str, dict[str, int]]) -> Table:
     for r in reasons:
         t.add_column(r.removeprefix("dropped_").replace("_", " "), justify="right")
     for pair, d in pairs.items():
-        t.add_row(pair, f"{d.get('events', 0):,}", f"{d.get('value_sum', 0):,}",
+        t.add_row(escape(pair), f"{d.get('events', 0):,}", f"{d.get('value_sum', 0):,}",
                   *[f"{d.get(r, 0):,}" for r in reasons])
     tot: dict[str, Any] = defaultdict(int)
     for d in pairs.values():

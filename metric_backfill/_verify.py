@@ -141,8 +141,8 @@ def verify_totals(pg: Postgres, ch: ClickHouse, *, queries: Callable[[str], Sequ
         load_expected(pg, ch, table, queries(scratch), cutoff=cutoff, cutoff_date=cutoff_date,
                       source_cutoffs=source_cutoffs or {}, lookup_db=scratch)
         report = compare(ch, table, actual_sql, pairs)
-        if on_joined is not None:
-            on_joined(joined_sql(table, actual_sql, pairs))
+        if on_joined is not None:  # while the scratch exists: stream the differences, write corrections
+            on_joined(joined_sql(table, actual_sql, pairs), report)
         return report
     finally:
         ch.command(f"DROP DATABASE IF EXISTS {quote_ident(scratch)} SYNC", what="dropping the scratch database")

@@ -107,7 +107,8 @@ def test_a_transient_failure_in_the_middle_of_an_insert_is_retried_without_doubl
         if sp.source.name == "ImageReaction" and not failed:
             # Half of the chunk's rows reach ClickHouse, then the connection drops (test double).
             data = b"".join(bytes(b) for b in self.snap.copy(sp.query, {"lo": int(chunk.lo), "hi": int(chunk.hi),
-                                                                        "cutoff": sp.cutoff, "null_ts": sp.null_ts,
+                                                                        "cutoff": sp.cutoff, "read_until": sp.cutoff,
+                                                                        "null_ts": sp.null_ts,
                                                                         "etype": chunk.part}, what="test"))
             lines = data.splitlines(keepends=True)
             assert len(lines) >= 2
