@@ -37,15 +37,23 @@ sys.path.insert(0, str(HERE.parent))
 
 CUTOFF = "2025-10-01 00:00:00"
 TARGETS = {  # from the issue: 2 cores, embedded ClickHouse
-    "events_per_s": 1_500_000, "vs_ceiling": 1.5, "vs_baseline": 15.0, "rss_growth_mb": 50, "rss_max_mb": 600}
+    "events_per_s": 1_500_000,
+    "vs_ceiling": 1.5,
+    "vs_baseline": 15.0,
+    "rss_growth_mb": 50,
+    "rss_max_mb": 600,
+}
 
 
 def child_python(code: str, *args: str, timeout: float = 7200) -> dict[str, Any]:
     """Run `code` in a fresh interpreter; it prints one JSON line last. Adds the child's peak RSS."""
-    wrapper = (code + "\nimport json, resource\n"
-               "print(json.dumps({**RESULT, 'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))")
-    out = subprocess.run([sys.executable, "-c", wrapper, *args], capture_output=True, text=True, timeout=timeout,
-                         cwd=HERE.parent)
+    wrapper = (
+        code + "\nimport json, resource\n"
+        "print(json.dumps({**RESULT, 'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", wrapper, *args], capture_output=True, text=True, timeout=timeout, cwd=HERE.parent
+    )
     if out.returncode != 0:
         raise SystemExit(f"benchmark step failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -53,8 +61,9 @@ def child_python(code: str, *args: str, timeout: float = 7200) -> dict[str, Any]
 
 # -- dataset -----------------------------------------------------------------------------------
 
+
 def dataset(root: Path, scale: float, seed: int) -> tuple[Any, str, Path, dict[str, int]]:
-    from metric_backfill._embedded import EmbeddedPostgres
+    from metric_backfill.demo._embedded import EmbeddedPostgres
 
     pg = EmbeddedPostgres(root / "postgres").start()
     name = f"bench_{str(scale).replace('.', '_')}_{seed}"
@@ -65,14 +74,19 @@ def dataset(root: Path, scale: float, seed: int) -> tuple[Any, str, Path, dict[s
     url = pg.create_database(name, drop=True)
     shutil.rmtree(template, ignore_errors=True)
     t = time.monotonic()
-    counts = child_python("""
+    counts = child_python(
+        """
 import sys, warnings; warnings.filterwarnings("ignore")
-from metric_backfill._clickhouse import open_embedded
-from metric_backfill._generate import generate
-c = open_embedded("chdb://" + sys.argv[2], 60, None)
-RESULT = {"counts": generate(sys.argv[1], c, scale=float(sys.argv[3]), seed=int(sys.argv[4]))}
-c.close()
-""", url, str(template), str(scale), str(seed))["counts"]
+from metric_backfill.backends._clickhouse import ClickHouse
+from metric_backfill.demo._generate import generate
+with ClickHouse("chdb://" + sys.argv[2], lock_wait=60) as c:
+    RESULT = {"counts": generate(sys.argv[1], c, scale=float(sys.argv[3]), seed=int(sys.argv[4]))}
+""",
+        url,
+        str(template),
+        str(scale),
+        str(seed),
+    )["counts"]
     print(f"  generated scale {scale} in {time.monotonic() - t:.0f}s", flush=True)
     meta.write_text(json.dumps(counts))
     return pg, url, template, counts
@@ -87,10 +101,11 @@ def fresh_engine(template: Path, root: Path, label: str) -> Path:
 
 # -- (a) ceiling ------------------------------------------------------------------------------
 
+
 def ceiling(pg: Any, url: str, engine: Path) -> dict[str, Any]:
-    from metric_backfill._catalog import CATALOG
+    from metric_backfill.catalog import CATALOG
     from metric_backfill._config import RunConfig, parse_cutoff
-    from metric_backfill._plan import select_pairs
+    from metric_backfill.engine._plan import select_pairs
 
     cfg = RunConfig(pg_url=url, clickhouse_url="chdb:///unused", cutoff=parse_cutoff(CUTOFF))
     selected = select_pairs(cfg, [])
@@ -99,20 +114,26 @@ def ceiling(pg: Any, url: str, engine: Path) -> dict[str, Any]:
     queries = []
     for s in pg_sources:
         q = s.query.replace("$read_len", "0")
-        q = (q.replace("%(lo)s", "-2147483648").replace("%(hi)s", "2147483647")
-              .replace("%(cutoff)s", f"'{CUTOFF}'::timestamp(3)").replace("%(null_ts)s", "'1970-01-01'::timestamp(3)"))
+        q = (
+            q.replace("%(lo)s", "-2147483648")
+            .replace("%(hi)s", "2147483647")
+            .replace("%(cutoff)s", f"'{CUTOFF}'::timestamp(3)")
+            .replace("%(null_ts)s", "'1970-01-01'::timestamp(3)")
+        )
         if "%(etype)s" in q:
             q = q.replace('bt."entityType" = %(etype)s', "true")
         queries.append((s.name, q))
     t = time.monotonic()
     rows = 0
     for _name, q in queries:
-        out = subprocess.run([str(psql), url, "-X", "-q", "-c", f"COPY ({q}) TO STDOUT"], stdout=subprocess.PIPE,
-                             check=True)
+        out = subprocess.run(
+            [str(psql), url, "-X", "-q", "-c", f"COPY ({q}) TO STDOUT"], stdout=subprocess.PIPE, check=True
+        )
         rows += out.stdout.count(b"\n")
     psql_s = time.monotonic() - t
 
-    loop = child_python("""
+    loop = child_python(
+        """
 import sys, time, psycopg, warnings; warnings.filterwarnings("ignore")
 queries = __import__("json").loads(sys.argv[2])
 t = time.monotonic(); n = 0
@@ -121,11 +142,15 @@ with psycopg.connect(sys.argv[1]) as c:
         with c.cursor().copy(f"COPY ({q}) TO STDOUT") as cp:
             for b in cp: n += 1
 RESULT = {"seconds": time.monotonic() - t, "rows": n}
-""", url, json.dumps([q for _, q in queries]))
+""",
+        url,
+        json.dumps([q for _, q in queries]),
+    )
 
-    ch_read = child_python("""
+    ch_read = child_python(
+        """
 import sys, time, warnings; warnings.filterwarnings("ignore")
-from metric_backfill._clickhouse import open_embedded
+from metric_backfill.backends._clickhouse import open_embedded
 c = open_embedded("chdb://" + sys.argv[1], 60, None)
 port, db = sys.argv[2], sys.argv[3]
 tables = ["UserEngagement","ImageReaction","ArticleReaction","BountyEntryReaction","Article","ResourceReview","CollectionItem",
@@ -143,20 +168,29 @@ for q in ["SELECT count(), sum(cityHash64(*)) FROM default.modelVersionEvents WH
     c.query(q)
 RESULT = {"postgresql_fn_seconds": pg_s, "ch_sources_seconds": time.monotonic() - t}
 c.close()
-""", str(engine), str(pg.port), url.rsplit("/", 1)[1])
-    return {"rows": rows, "psql_copy_seconds": psql_s, "psycopg_copy_seconds": loop["seconds"],
-            "psycopg_peak_rss_mb": loop["peak_rss_mb"], "clickhouse_postgresql_fn_seconds": ch_read["postgresql_fn_seconds"],
-            "clickhouse_sources_seconds": ch_read["ch_sources_seconds"],
-            # The ceiling for the whole job: read every PostgreSQL source (the fastest of the two
-            # readers) plus the ClickHouse-sourced metrics, which never leave ClickHouse.
-            "seconds": min(psql_s, ch_read["postgresql_fn_seconds"]) + ch_read["ch_sources_seconds"]}
+""",
+        str(engine),
+        str(pg.port),
+        url.rsplit("/", 1)[1],
+    )
+    return {
+        "rows": rows,
+        "psql_copy_seconds": psql_s,
+        "psycopg_copy_seconds": loop["seconds"],
+        "psycopg_peak_rss_mb": loop["peak_rss_mb"],
+        "clickhouse_postgresql_fn_seconds": ch_read["postgresql_fn_seconds"],
+        "clickhouse_sources_seconds": ch_read["ch_sources_seconds"],
+        # The ceiling for the whole job: read every PostgreSQL source (the fastest of the two
+        # readers) plus the ClickHouse-sourced metrics, which never leave ClickHouse.
+        "seconds": min(psql_s, ch_read["postgresql_fn_seconds"]) + ch_read["ch_sources_seconds"],
+    }
 
 
 # -- (b) baseline -----------------------------------------------------------------------------
 
 BASELINE = """
 import sys, time, json, psycopg, warnings; warnings.filterwarnings("ignore")
-from metric_backfill._clickhouse import open_embedded
+from metric_backfill.backends._clickhouse import open_embedded
 c = open_embedded("chdb://" + sys.argv[2], 60, None)
 c.command("CREATE TABLE IF NOT EXISTS default.baseline (entityType LowCardinality(String), entityId Int32, userId Int32, "
           "metricType LowCardinality(String), metricValue Int32, createdAt DateTime64(3)) ENGINE = MergeTree "
@@ -221,22 +255,30 @@ def tool(url: str, engine: Path, concurrency: int, chunk_rows: int) -> dict[str,
 
 # -- main -------------------------------------------------------------------------------------
 
-def run_scale(root: Path, scale: float, seed: int, concurrencies: list[int], baseline_rows: int,
-              chunk_rows: int) -> dict[str, Any]:
+
+def run_scale(
+    root: Path, scale: float, seed: int, concurrencies: list[int], baseline_rows: int, chunk_rows: int
+) -> dict[str, Any]:
     pg, url, template, counts = dataset(root, scale, seed)
-    from metric_backfill._generate import SOURCE_EVENT_TABLES
+    from metric_backfill.demo._generate import SOURCE_EVENT_TABLES
 
     source_rows = sum(v for k, v in counts.items() if k in SOURCE_EVENT_TABLES)
     print(f"scale {scale}: {source_rows:,} source rows", flush=True)
     engine = fresh_engine(template, root, "ceiling")
     a = ceiling(pg, url, engine)
-    print(f"  (a) ceiling: psql COPY {a['psql_copy_seconds']:.1f}s, psycopg COPY {a['psycopg_copy_seconds']:.1f}s, "
-          f"ClickHouse postgresql() {a['clickhouse_postgresql_fn_seconds']:.1f}s, ClickHouse sources "
-          f"{a['clickhouse_sources_seconds']:.1f}s -> {a['seconds']:.1f}s", flush=True)
+    print(
+        f"  (a) ceiling: psql COPY {a['psql_copy_seconds']:.1f}s, psycopg COPY {a['psycopg_copy_seconds']:.1f}s, "
+        f"ClickHouse postgresql() {a['clickhouse_postgresql_fn_seconds']:.1f}s, ClickHouse sources "
+        f"{a['clickhouse_sources_seconds']:.1f}s -> {a['seconds']:.1f}s",
+        flush=True,
+    )
     engine = fresh_engine(template, root, "baseline")
     b = baseline(url, engine, baseline_rows)
-    print(f"  (b) baseline: {b['events']:,} events in {b['seconds']:.1f}s = {b['events_per_s']:,.0f} events/s, "
-          f"peak RSS {b['peak_rss_mb']:.0f} MB", flush=True)
+    print(
+        f"  (b) baseline: {b['events']:,} events in {b['seconds']:.1f}s = {b['events_per_s']:,.0f} events/s, "
+        f"peak RSS {b['peak_rss_mb']:.0f} MB",
+        flush=True,
+    )
     c = {}
     for n in concurrencies:
         engine = fresh_engine(template, root, f"tool-{n}")
@@ -244,9 +286,12 @@ def run_scale(root: Path, scale: float, seed: int, concurrencies: list[int], bas
         r["vs_ceiling"] = r["seconds"] / a["seconds"]
         r["vs_baseline"] = r["events_per_s"] / b["events_per_s"]
         c[str(n)] = r
-        print(f"  (c) concurrency {n}: {r['events']:,} events in {r['seconds']:.1f}s = {r['events_per_s']:,.0f} events/s; "
-              f"{r['vs_ceiling']:.2f}x the ceiling's time, {r['vs_baseline']:.1f}x the baseline; "
-              f"peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
+        print(
+            f"  (c) concurrency {n}: {r['events']:,} events in {r['seconds']:.1f}s = {r['events_per_s']:,.0f} events/s; "
+            f"{r['vs_ceiling']:.2f}x the ceiling's time, {r['vs_baseline']:.1f}x the baseline; "
+            f"peak RSS {r['peak_rss_mb']:.0f} MB",
+            flush=True,
+        )
         shutil.rmtree(engine, ignore_errors=True)
     pg.stop()
     return {"scale": scale, "source_rows": source_rows, "ceiling": a, "baseline": b, "tool": c}
@@ -260,10 +305,12 @@ def verdict(results: list[dict[str, Any]]) -> dict[str, Any]:
     last = results[-1]
     out = {
         "concurrency": int(best_n),
-        "events_per_s": best[-1]["events_per_s"], "vs_ceiling": best[-1]["vs_ceiling"],
-        "vs_baseline": best[-1]["vs_baseline"], "peak_rss_mb": max(rss),
-        "rss_growth_mb": rss[-1] - rss[0], "seconds_per_million_rows": [
-            round(b["seconds"] / (r["source_rows"] / 1e6), 2) for b, r in zip(best, results)],
+        "events_per_s": best[-1]["events_per_s"],
+        "vs_ceiling": best[-1]["vs_ceiling"],
+        "vs_baseline": best[-1]["vs_baseline"],
+        "peak_rss_mb": max(rss),
+        "rss_growth_mb": rss[-1] - rss[0],
+        "seconds_per_million_rows": [round(b["seconds"] / (r["source_rows"] / 1e6), 2) for b, r in zip(best, results)],
         "largest_scale": last["scale"],
     }
     out["met"] = {
@@ -296,19 +343,37 @@ def main() -> None:
     root = Path(args.dir)
     root.mkdir(parents=True, exist_ok=True)
     scales = [float(x) for x in args.scales.split(",")]
-    results = [run_scale(root, s, args.seed, [int(x) for x in args.concurrency.split(",")], args.baseline_rows,
-                         args.chunk_rows) for s in scales]
+    results = [
+        run_scale(
+            root, s, args.seed, [int(x) for x in args.concurrency.split(",")], args.baseline_rows, args.chunk_rows
+        )
+        for s in scales
+    ]
     v = verdict(results)
     print(f"\nverdict (concurrency {v['concurrency']}, the fastest at the largest scale):")
-    print(f"  {v['events_per_s']:,.0f} events/s; {v['vs_ceiling']:.2f}x the ceiling's time; {v['vs_baseline']:.1f}x the "
-          f"baseline; peak RSS {v['peak_rss_mb']:.0f} MB (growth over scales {v['rss_growth_mb']:+.0f} MB); "
-          f"seconds per million source rows by scale: {v['seconds_per_million_rows']}")
+    print(
+        f"  {v['events_per_s']:,.0f} events/s; {v['vs_ceiling']:.2f}x the ceiling's time; {v['vs_baseline']:.1f}x the "
+        f"baseline; peak RSS {v['peak_rss_mb']:.0f} MB (growth over scales {v['rss_growth_mb']:+.0f} MB); "
+        f"seconds per million source rows by scale: {v['seconds_per_million_rows']}"
+    )
     for k, ok in v["met"].items():
         print(f"  {'met ' if ok else 'MISS'}  {k}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                                                      "platform": platform.platform()},
-                                          "targets": TARGETS, "results": results, "verdict": v}, indent=2))
+    Path(args.out).write_text(
+        json.dumps(
+            {
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "python": platform.python_version(),
+                    "platform": platform.platform(),
+                },
+                "targets": TARGETS,
+                "results": results,
+                "verdict": v,
+            },
+            indent=2,
+        )
+    )
     print(f"results written to {args.out}")
 
 

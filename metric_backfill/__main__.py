@@ -1,3 +1,3 @@
-from ._cli import main
+from metric_backfill.cli._commands import main
 
 main()

@@ -12,16 +12,18 @@ from datetime import date, datetime, timedelta
 from typing import Literal
 from urllib.parse import urlsplit
 
-from ._catalog import CATALOG, Pair, Source
-from ._errors import ConfigError, redact
-from ._sql import checked_ident
+from metric_backfill.catalog import CATALOG, Pair, Source
+from metric_backfill._errors import ConfigError, redact
 
-__all__ = ["CH_TABLES", "RunConfig", "TargetShape", "check_source_name", "parse_cutoff", "parse_date"]
+__all__ = ["CH_TABLES", "RunConfig", "TargetShape", "known_source", "checked_ident", "parse_cutoff", "parse_date"]
 
 TargetShape = Literal["events", "new", "month"]
-SHAPE_TABLES: dict[str, str] = {"events": "entityMetricEvents", "new": "entityMetricEvents_new",
-                                "month": "entityMetricEvents_month"}
-# Logical names of the ClickHouse source tables (events.md §21–§24) and where the site keeps them.
+SHAPE_TABLES: dict[str, str] = {
+    "events": "entityMetricEvents",
+    "new": "entityMetricEvents_new",
+    "month": "entityMetricEvents_month",
+}
+# Logical names of the ClickHouse source tables (docs/sources.md §21–§24) and where the site keeps them.
 CH_TABLES: dict[str, str] = {
     "modelVersionEvents": "default.modelVersionEvents",
     "jobs": "orchestration.jobs",
@@ -37,13 +39,29 @@ def parse_cutoff(text: str, what: str = "cutoff") -> datetime:
     """'YYYY-MM-DD HH:MM:SS[.fff]' (UTC) → naive UTC datetime, millisecond precision."""
     m = _CUTOFF_RE.match(text.strip()) if text else None
     if not m:
-        raise ConfigError(f"malformed {what} {text!r}: use 'YYYY-MM-DD HH:MM:SS[.fff]' in UTC, "
-                          "e.g. --cutoff '2025-10-01 00:00:00'")
+        raise ConfigError(
+            f"malformed {what} {text!r}: use 'YYYY-MM-DD HH:MM:SS[.fff]' in UTC, e.g. --cutoff '2025-10-01 00:00:00'"
+        )
     try:
         value = datetime.fromisoformat(f"{m[1]} {m[2]}{(m[3] or '').ljust(4, '0') if m[3] else ''}")
     except ValueError as exc:
         raise ConfigError(f"malformed {what} {text!r}: {exc}; use 'YYYY-MM-DD HH:MM:SS[.fff]' in UTC") from None
     return value
+
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def checked_ident(name: str, what: str) -> str:
+    """A database or table name given by the user: refuse anything but letters, digits and `_`."""
+    if not isinstance(name, str) or not _IDENT.fullmatch(name):
+        raise ConfigError(f"invalid {what} {name!r}: use letters, digits and _ only (and not a digit first)")
+    return name
+
+
+def first_day_not_before(ts: datetime) -> date:
+    """The first whole day whose midnight is not before `ts`: earnings are per payout day."""
+    return ts.date() if ts == datetime(ts.year, ts.month, ts.day) else ts.date() + timedelta(days=1)
 
 
 def parse_date(text: str, what: str) -> date:
@@ -75,7 +93,7 @@ class RunConfig:
     cutoff: datetime
     """Global cutoff, naive UTC: only events strictly before it are written."""
     source_cutoffs: dict[str, datetime] = field(default_factory=dict)
-    """Per-source cutoff overrides (README §4: each source's live coverage began at its own time)."""
+    """Per-source cutoff overrides (docs/semantics.md §4: each source's live coverage began at its own time)."""
     table: str = ""
     """Target table, `table` or `db.table`; empty = the shape's standard name in the DSN's database."""
     target_shape: TargetShape = "events"
@@ -137,8 +155,7 @@ class RunConfig:
     def earnings_cutoff(self, source: Source | None = None) -> date:
         if self.earnings_cutoff_date:
             return self.earnings_cutoff_date
-        c = self.cutoff_for(source) if source else self.cutoff
-        return c.date() if c == datetime(c.year, c.month, c.day) else c.date() + timedelta(days=1)
+        return first_day_not_before(self.cutoff_for(source) if source else self.cutoff)
 
     def fingerprint(self) -> str:
         """Identity of what the run computes, not of how it connects or how fast it goes: a re-run
@@ -168,12 +185,24 @@ class RunConfig:
         d = dataclasses.asdict(self)
         d["pg_url"] = redact(self.pg_url)
         d["clickhouse_url"] = redact(self.clickhouse_url)
-        return json.loads(json.dumps(d, default=_json_default))
+        public: dict[str, object] = json.loads(json.dumps(d, default=_json_default))
+        return public
 
 
 # Options that change how a run goes, not what it writes.
-_NOT_IDENTITY = frozenset({"pg_url", "clickhouse_url", "concurrency", "chunk_rows", "ch_chunk_rows",
-                           "publish_slice_rows", "on_overlap", "pg_lock_timeout", "pg_statement_timeout"})
+_NOT_IDENTITY = frozenset(
+    {
+        "pg_url",
+        "clickhouse_url",
+        "concurrency",
+        "chunk_rows",
+        "ch_chunk_rows",
+        "publish_slice_rows",
+        "on_overlap",
+        "pg_lock_timeout",
+        "pg_statement_timeout",
+    }
+)
 
 
 def pg_database(url: str) -> str:
@@ -183,7 +212,7 @@ def pg_database(url: str) -> str:
         return ""
 
 
-def check_source_name(name: str, what: str = "source") -> str:
+def known_source(name: str, what: str = "source") -> str:
     """A catalog source name, exactly as the catalog spells it (with a suggestion when it is not)."""
     names = [s.name for s in CATALOG]
     if name in names:
@@ -203,9 +232,9 @@ def _check_table_name(name: str, what: str) -> None:
 def validate(cfg: RunConfig) -> None:
     """Every check a configuration can pass before touching a database (run by __post_init__)."""
     for s in cfg.sources:
-        check_source_name(s)
+        known_source(s)
     for s in cfg.source_cutoffs:
-        check_source_name(s, "source in a per-source cutoff")
+        known_source(s, "source in a per-source cutoff")
     for p in cfg.only:
         if not isinstance(p, Pair):
             raise ConfigError(f"pair {p!r} must be a Pair(entityType, metricType), e.g. Pair.parse('Image.Like')")
@@ -219,9 +248,12 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"unknown generation value {cfg.generation_value!r}: use one or blobs")
     if not 0 <= cfg.backfill_version <= 255:
         raise ConfigError("--backfill-version must be between 0 and 255 (UInt8)")
-    for name, value, low in (("--concurrency", cfg.concurrency, 1), ("--chunk-rows", cfg.chunk_rows, 1),
-                             ("--ch-chunk-rows", cfg.ch_chunk_rows, 1),
-                             ("--publish-slice-rows", cfg.publish_slice_rows, 1)):
+    for name, value, low in (
+        ("--concurrency", cfg.concurrency, 1),
+        ("--chunk-rows", cfg.chunk_rows, 1),
+        ("--ch-chunk-rows", cfg.ch_chunk_rows, 1),
+        ("--publish-slice-rows", cfg.publish_slice_rows, 1),
+    ):
         if not isinstance(value, int) or value < low:
             raise ConfigError(f"{name} must be a whole number of at least {low}, not {value!r}")
     if cfg.concurrency > 64:

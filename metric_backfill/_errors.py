@@ -53,7 +53,9 @@ __all__ = [
 ]
 
 # user:password@ in URLs (greedy to the last @ before the host), password=... in keyword strings.
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>\S*)@(?=[^@\s]*(?:\s|$|[/?#]))")
+_URL_PASSWORD = re.compile(
+    r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>\S*)@(?=[^@\s]*(?:\s|$|[/?#]))"
+)
 _KW_PASSWORD = re.compile(r"(?i)\b(password|pwd|passwd)\s*[=:]\s*('[^']*'|\"[^\"]*\"|\S+)")
 
 _secrets: set[str] = set()
@@ -64,8 +66,16 @@ def register_secret(secret: str | None) -> None:
     """Remember `secret` in every spelling, so that no message can carry it."""
     if not secret:
         return
-    spellings = {secret, unquote(secret), unquote_plus(secret), quote(secret, safe=""), quote_plus(secret),
-                 quote(unquote(secret), safe=""), quote_plus(unquote(secret)), repr(secret)[1:-1]}
+    spellings = {
+        secret,
+        unquote(secret),
+        unquote_plus(secret),
+        quote(secret, safe=""),
+        quote_plus(secret),
+        quote(unquote(secret), safe=""),
+        quote_plus(unquote(secret)),
+        repr(secret)[1:-1],
+    }
     with _lock:
         # Very short fragments would blank out ordinary words; a one-letter password is not a secret.
         _secrets.update(s for s in spellings if len(s) >= 3)
@@ -115,6 +125,8 @@ class BackfillError(Exception):
     """Base class. The message is a single redacted line."""
 
     exit_code = 3
+    code: int | None = None
+    """The server's error code behind it, where there is one."""
 
     def __init__(self, message: str) -> None:
         super().__init__(redact(" ".join(str(message).split())))

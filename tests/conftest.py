@@ -16,7 +16,7 @@ import pytest
 
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
-from metric_backfill._embedded import EmbeddedPostgres, chdb_dsn  # noqa: E402
+from metric_backfill.demo._embedded import EmbeddedPostgres, chdb_dsn  # noqa: E402
 
 SERVER_URL = os.environ.get("METRIC_BACKFILL_TEST_CLICKHOUSE_URL")
 

@@ -18,16 +18,17 @@ warnings.filterwarnings("ignore")
 
 
 def main(argv: list[str]) -> None:
-    from metric_backfill._clickhouse import open_embedded
-    from metric_backfill._embedded import chdb_dsn
+    from metric_backfill.backends._clickhouse import open_embedded
+    from metric_backfill.demo._embedded import chdb_dsn
 
     if argv[0] == "generate":
-        from metric_backfill._generate import generate
+        from metric_backfill.demo._generate import generate
 
         pg_url, path, scale, seed = argv[1], argv[2], float(argv[3]), int(argv[4])
-        client = open_embedded(chdb_dsn(path), 600, None)
-        print(json.dumps(generate(pg_url, client, scale=scale, seed=seed)))
-        client.close()
+        from metric_backfill.backends._clickhouse import ClickHouse
+
+        with ClickHouse(chdb_dsn(path), lock_wait=600) as ch:
+            print(json.dumps(generate(pg_url, ch, scale=scale, seed=seed)))
     elif argv[0] == "sql":
         # A publisher left finishing by a killed run may hold the engine: wait for it.
         client = open_embedded(chdb_dsn(argv[1]), 600, None, settings={"async_insert": 0})

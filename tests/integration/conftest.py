@@ -11,10 +11,10 @@ from sourcedata import CUTOFF, CUTOFF_DATE, NO_FK_IN_PROD, PARENTS, SQL_DIR, ins
 from totals import TARGETS, Totals, expected_totals, rollup_ddl
 
 from metric_backfill import RunConfig, RunResult, run
-from metric_backfill._catalog import Pair
+from metric_backfill.catalog import Pair
 
-from metric_backfill._expected import DEFAULT_CH_TABLES
-from metric_backfill._target import target_ddl
+from metric_backfill.verify._expected import DEFAULT_CH_TABLES
+from metric_backfill.engine._target import target_ddl
 
 
 @pytest.fixture()
@@ -50,9 +50,14 @@ def engine(pg: str, ch: dict[str, str], ch_client: Any, ch_dsn: str, ch_db: str)
     state = f"{ch_db}_state"
 
     def go(run_kw: dict[str, Any] | None = None, **kw: Any) -> RunResult:
-        options: dict[str, Any] = {"cutoff": CUTOFF, "earnings_cutoff_date": CUTOFF_DATE,
-                                   "table": f"{ch_db}.entityMetricEvents", "state_database": state,
-                                   "ch_tables": dict(ch), **kw}
+        options: dict[str, Any] = {
+            "cutoff": CUTOFF,
+            "earnings_cutoff_date": CUTOFF_DATE,
+            "table": f"{ch_db}.entityMetricEvents",
+            "state_database": state,
+            "ch_tables": dict(ch),
+            **kw,
+        }
         options["only"] = tuple(Pair.parse(p) if isinstance(p, str) else p for p in options.get("only", ()))
         return run(RunConfig(pg_url=pg, clickhouse_url=ch_dsn, **options), **(run_kw or {}))
 
@@ -63,12 +68,14 @@ def engine(pg: str, ch: dict[str, str], ch_client: Any, ch_dsn: str, ch_db: str)
 @pytest.fixture()
 def target(ch_client: Any, ch_db: str) -> Callable[[str], str]:
     """Create a target of a shape with its summing rollup; returns the target's qualified name."""
+
     def make(shape: str = "events") -> str:
         table = f"{ch_db}.{TARGETS[shape][0]}"
         ch_client.command(target_ddl(shape, table))
         for stmt in rollup_ddl(ch_db, shape):
             ch_client.command(stmt)
         return table
+
     return make
 
 

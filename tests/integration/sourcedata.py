@@ -1,4 +1,4 @@
-"""Hand-made source rows shared by the integration tests: one scenario per source of events.md.
+"""Hand-made source rows shared by the integration tests: one scenario per source of docs/sources.md.
 
 `test_expected.py` checks the independent expected-totals queries (metric_backfill._expected) on
 these rows and `test_sources.py` checks the engine's exact events on the same rows, so every
@@ -18,7 +18,7 @@ Shared conventions:
   database at once (`insert_all_scenarios`) and still emit exactly the union of their events.
 
 Scenarios:
-- `SCENARIOS[name]`: the PostgreSQL insert script of source `name` (events.md §1–§20).
+- `SCENARIOS[name]`: the PostgreSQL insert script of source `name` (docs/sources.md §1–§20).
 - `CH_SCENARIOS[name]`: `fill(ch_client, ch_tables)` for the ClickHouse sources (§21–§24);
   `ch_tables` maps the logical table name to "db.table" (the `ch` fixture's mapping).
 """
@@ -32,18 +32,47 @@ from typing import Any
 
 import psycopg
 
-import metric_backfill._expected as expected_module
-from metric_backfill._expected import expected_queries, run_expected
+import metric_backfill.verify._expected as expected_module
+from expected_helpers import run_expected
+
+from metric_backfill.verify._expected import expected_queries
 
 __all__ = [
-    "AFTER", "AT", "B", "B2", "BOUNTY_COLS", "BRC_COLS", "CH_SCENARIOS", "CUTOFF", "CUTOFF_DATE", "ETYPES",
-    "JOBS", "JOB_COLS", "JUST", "Key", "NO_FK_IN_PROD", "PARENTS", "PG_SOURCES", "RC_COLS", "SCENARIOS",
-    "SQL_DIR", "ch_insert", "expected", "fill_buzz_resource_compensation", "fill_jobs",
-    "fill_model_version_events", "fill_resource_compensations", "insert_all_scenarios", "insert_scenario",
-    "pg_exec", "ts",
+    "AFTER",
+    "AT",
+    "B",
+    "B2",
+    "BOUNTY_COLS",
+    "BRC_COLS",
+    "CH_SCENARIOS",
+    "CUTOFF",
+    "CUTOFF_DATE",
+    "ETYPES",
+    "JOBS",
+    "JOB_COLS",
+    "JUST",
+    "Key",
+    "NO_FK_IN_PROD",
+    "PARENTS",
+    "PG_SOURCES",
+    "RC_COLS",
+    "SCENARIOS",
+    "LISTS",
+    "SQL_DIR",
+    "ch_insert",
+    "expected",
+    "fill_buzz_resource_compensation",
+    "fill_jobs",
+    "fill_model_version_events",
+    "fill_resource_compensations",
+    "insert_all_scenarios",
+    "insert_scenario",
+    "pg_exec",
+    "ts",
 ]
 
-SQL_DIR = Path(expected_module.__file__).parent / "sql"
+SQL_DIR = Path(expected_module.__file__).parents[1] / "demo" / "sql"
+LISTS = Path(expected_module.__file__).parents[1] / "catalog" / "lists"
 
 CUTOFF = datetime(2025, 6, 1)
 CUTOFF_DATE = date(2025, 6, 1)
@@ -94,6 +123,7 @@ Key = tuple[str, int, str]
 # helpers
 # -------------------------------------------------------------------------------------------------
 
+
 def ts(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
@@ -107,17 +137,37 @@ def ch_insert(ch_client: Any, table: str, columns: Sequence[str], rows: Sequence
     ch_client.insert(table, [list(r) for r in rows], column_names=list(columns), settings={"async_insert": 0})
 
 
-def expected(pg_url: str, ch_client: Any, source: str, *, ch_tables: Mapping[str, str] | None = None,
-             lookup_db: str | None = None, cutoff: datetime = CUTOFF, cutoff_date: date | None = CUTOFF_DATE,
-             etypes: Sequence[str] = ETYPES, source_cutoffs: Mapping[str, datetime] | None = None,
-             **options: Any) -> dict[Key, tuple[int, int]]:
+def expected(
+    pg_url: str,
+    ch_client: Any,
+    source: str,
+    *,
+    ch_tables: Mapping[str, str] | None = None,
+    lookup_db: str | None = None,
+    cutoff: datetime = CUTOFF,
+    cutoff_date: date | None = CUTOFF_DATE,
+    etypes: Sequence[str] = ETYPES,
+    source_cutoffs: Mapping[str, datetime] | None = None,
+    **options: Any,
+) -> dict[Key, tuple[int, int]]:
     """Run the expected query (or queries) of one source and check every key is a declared pair."""
-    queries = [q for q in expected_queries(buzztip_entity_types=etypes, ch_tables=ch_tables,
-                                           lookup_db=lookup_db or "default", **options)
-               if q.source == source or (source == "earnings" and q.pairs[0].endswith("earnedAmount"))]
+    queries = [
+        q
+        for q in expected_queries(
+            buzztip_entity_types=etypes, ch_tables=ch_tables, lookup_db=lookup_db or "default", **options
+        )
+        if q.source == source or (source == "earnings" and q.pairs[0].endswith("earnedAmount"))
+    ]
     assert queries, source
-    got = run_expected(pg_url, ch_client, queries, cutoff=cutoff, cutoff_date=cutoff_date,
-                       source_cutoffs=source_cutoffs, load_lookups_into=lookup_db)
+    got = run_expected(
+        pg_url,
+        ch_client,
+        queries,
+        cutoff=cutoff,
+        cutoff_date=cutoff_date,
+        source_cutoffs=source_cutoffs,
+        load_lookups_into=lookup_db,
+    )
     declared = {p for q in queries for p in q.pairs}
     for entity_type, _, metric_type in got:
         assert f"{entity_type}.{metric_type}" in declared
@@ -125,11 +175,13 @@ def expected(pg_url: str, ch_client: Any, source: str, *, ch_tables: Mapping[str
 
 
 # -------------------------------------------------------------------------------------------------
-# PostgreSQL scenarios (events.md 1-20)
+# PostgreSQL scenarios (docs/sources.md 1-20)
 # -------------------------------------------------------------------------------------------------
 
-BOUNTY_COLS = ('"id", "userId", "name", "description", "startsAt", "expiresAt", "createdAt", "updatedAt", '
-               '"type", "minBenefactorUnitAmount"')
+BOUNTY_COLS = (
+    '"id", "userId", "name", "description", "startsAt", "expiresAt", "createdAt", "updatedAt", '
+    '"type", "minBenefactorUnitAmount"'
+)
 
 SCENARIOS: dict[str, str] = {}
 
@@ -398,43 +450,48 @@ INSERT INTO "ModelVersion" ("id", "modelId", "name", "baseModel", "status", "pub
     (712, 61, 'v', 'b', 'Published', '{B}',     '{B}',    '{B}');  -- User 2 (owner of model 61)
 """
 
-#: The PostgreSQL sources, in events.md order.
+#: The PostgreSQL sources, in docs/sources.md order.
 PG_SOURCES: tuple[str, ...] = tuple(SCENARIOS)
 
 
 # -------------------------------------------------------------------------------------------------
-# ClickHouse scenarios (events.md 21-24): fill(ch_client, ch_tables)
+# ClickHouse scenarios (docs/sources.md 21-24): fill(ch_client, ch_tables)
 # -------------------------------------------------------------------------------------------------
 
 MVE_COLS = ["type", "time", "userId", "modelId", "modelVersionId", "nsfw"]
 
 
 def fill_model_version_events(ch_client: Any, ch_tables: Mapping[str, str]) -> None:  # §21
-    ch_insert(ch_client, ch_tables["modelVersionEvents"], MVE_COLS, [
-        ("Download", ts(B), 5, 60, 600, False),                    # Model 60, ModelVersion 600
-        ("Download", ts(B), 5, 60, 600, False),                    # repeated download counts again
-        ("Download", ts("2025-05-31 23:59:59"), 6, 60, 601, False),  # Model 60, ModelVersion 601
-        ("Download", ts(AT), 5, 60, 600, False),                   # at the cutoff: nothing
-        ("Download", ts(B), 0, 60, 600, False),                    # anonymous: dropped
-        ("Download", ts(B), -1, 60, 600, False),                   # filtered before the pipeline
-        ("Download", ts(B), 490053, 60, 600, False),               # filtered before the pipeline
-        ("Create", ts(B), 5, 61, 610, False),                      # other type: nothing
-        ("Download", ts(B), 7, 61, 610, True),                     # Model 61, ModelVersion 610
-    ])
+    ch_insert(
+        ch_client,
+        ch_tables["modelVersionEvents"],
+        MVE_COLS,
+        [
+            ("Download", ts(B), 5, 60, 600, False),  # Model 60, ModelVersion 600
+            ("Download", ts(B), 5, 60, 600, False),  # repeated download counts again
+            ("Download", ts("2025-05-31 23:59:59"), 6, 60, 601, False),  # Model 60, ModelVersion 601
+            ("Download", ts(AT), 5, 60, 600, False),  # at the cutoff: nothing
+            ("Download", ts(B), 0, 60, 600, False),  # anonymous: dropped
+            ("Download", ts(B), -1, 60, 600, False),  # filtered before the pipeline
+            ("Download", ts(B), 490053, 60, 600, False),  # filtered before the pipeline
+            ("Create", ts(B), 5, 61, 610, False),  # other type: nothing
+            ("Download", ts(B), 7, 61, 610, True),  # Model 61, ModelVersion 610
+        ],
+    )
 
 
 JOB_COLS = ["jobId", "userId", "jobType", "createdAt", "resourcesUsed", "remixOfId", "blobsCount"]
 JOBS = [
-    ("j1", 5, "TextToImageV2", ts(B), [600, 600, 610], None, 4),   # MV 600 x2, MV 610; Model 60 x2, Model 61
-    ("j2", 6, "Comfy", ts(JUST), [601, 9999], "100", 0),           # MV 601, MV 9999 (unknown), Model 60;
+    ("j1", 5, "TextToImageV2", ts(B), [600, 600, 610], None, 4),  # MV 600 x2, MV 610; Model 60 x2, Model 61
+    ("j2", 6, "Comfy", ts(JUST), [601, 9999], "100", 0),  # MV 601, MV 9999 (unknown), Model 60;
     #                                                                Image 100 remix, User 2 (owner)
-    ("j3", 5, "TextToImage", ts(B), [], "777", 2),                 # Image 777 remix; owner not found: no User
-    ("j4", 7, "TextToImageV2", ts(B), [610], "abc", 3),            # MV 610, Model 61; non-numeric remix: none
-    ("j5", 0, "TextToImageV2", ts(B), [600], "100", 1),            # userId 0: nothing
-    ("j6", 5, "TextToImageV2", ts(AT), [600], "101", 1),           # at the cutoff: nothing
-    ("j7", 5, "Training", ts(B), [600], "101", 1),                 # other job type: nothing
-    ("j8", 8, "Comfy", ts(B), [], "", 1),                          # empty remixOfId, no resources: nothing
-    ("j9", -1, "TextToImage", ts(B), [610], "101", 0),             # userId -1 kept: MV 610, Model 61,
+    ("j3", 5, "TextToImage", ts(B), [], "777", 2),  # Image 777 remix; owner not found: no User
+    ("j4", 7, "TextToImageV2", ts(B), [610], "abc", 3),  # MV 610, Model 61; non-numeric remix: none
+    ("j5", 0, "TextToImageV2", ts(B), [600], "100", 1),  # userId 0: nothing
+    ("j6", 5, "TextToImageV2", ts(AT), [600], "101", 1),  # at the cutoff: nothing
+    ("j7", 5, "Training", ts(B), [600], "101", 1),  # other job type: nothing
+    ("j8", 8, "Comfy", ts(B), [], "", 1),  # empty remixOfId, no resources: nothing
+    ("j9", -1, "TextToImage", ts(B), [610], "101", 0),  # userId -1 kept: MV 610, Model 61,
     #                                                                Image 101 remix, User 3 (owner)
 ]
 
@@ -451,21 +508,31 @@ def fill_buzz_resource_compensation(ch_client: Any, ch_tables: Mapping[str, str]
     d1, d2, d3 = ts("2025-05-01"), ts("2025-05-02"), ts("2025-05-03")
     old, new = ts("2025-05-05 01:00:00"), ts("2025-05-05 02:00:00")
     # first insert: rows that a later insert replaces
-    ch_insert(ch_client, table, BRC_COLS, [
-        (d1, 600, 99, old, 1),   # replaced by the newer row (10) below
-        (d2, 601, 8, old, 1),    # replaced by a newer row that is not final: day 2 of 601 is gone
-    ])
-    ch_insert(ch_client, table, BRC_COLS, [
-        (d1, 600, 10, new, 1),   # MV 600 +10; Model 60 day 1
-        (d1, 601, 5, new, 1),    # MV 601 +5;  Model 60 day 1 (15 in all)
-        (d1, 610, 7, new, 1),    # MV 610 +7;  Model 61 day 1
-        (d2, 600, 3, new, 1),    # MV 600 +3;  Model 60 day 2
-        (d2, 601, 9, new, 0),    # newest row not final: nothing
-        (d3, 9999, 4, new, 1),   # unknown version: MV 9999 only
-        (d3, 610, 0, new, 1),    # 0 is written: MV 610 +0, Model 61 day 3 +0
-        (ts("2025-05-04"), 600, 6, new, 0),  # never final: nothing
-        (ts("2025-06-01"), 600, 50, new, 1),  # the cutoff day: nothing
-    ])
+    ch_insert(
+        ch_client,
+        table,
+        BRC_COLS,
+        [
+            (d1, 600, 99, old, 1),  # replaced by the newer row (10) below
+            (d2, 601, 8, old, 1),  # replaced by a newer row that is not final: day 2 of 601 is gone
+        ],
+    )
+    ch_insert(
+        ch_client,
+        table,
+        BRC_COLS,
+        [
+            (d1, 600, 10, new, 1),  # MV 600 +10; Model 60 day 1
+            (d1, 601, 5, new, 1),  # MV 601 +5;  Model 60 day 1 (15 in all)
+            (d1, 610, 7, new, 1),  # MV 610 +7;  Model 61 day 1
+            (d2, 600, 3, new, 1),  # MV 600 +3;  Model 60 day 2
+            (d2, 601, 9, new, 0),  # newest row not final: nothing
+            (d3, 9999, 4, new, 1),  # unknown version: MV 9999 only
+            (d3, 610, 0, new, 1),  # 0 is written: MV 610 +0, Model 61 day 3 +0
+            (ts("2025-05-04"), 600, 6, new, 0),  # never final: nothing
+            (ts("2025-06-01"), 600, 50, new, 1),  # the cutoff day: nothing
+        ],
+    )
 
 
 RC_COLS = ["date", "modelVersionId", "accountType", "source", "amount"]
@@ -475,22 +542,37 @@ def fill_resource_compensations(ch_client: Any, ch_tables: Mapping[str, str]) ->
     table = ch_tables["resourceCompensations"]
     d1, d2 = date(2025, 5, 1), date(2025, 5, 2)
     # three inserts = three parts with the same key: sum() before floor()
-    ch_insert(ch_client, table, RC_COLS, [
-        (d1, 600, "user", "compensation", 1.6),
-        (d1, 601, "creator", "compensation", 0.9),   # day 1 of 601: floor(0.9) = 0, still a line
-        (d1, 610, "user", "licenseFee", 3.2),        # day 1 of 610: 3
-    ])
-    ch_insert(ch_client, table, RC_COLS, [
-        (d1, 600, "user", "tip", 2.7),
-        (d2, 600, "user", "compensation", 2.5),      # day 2 of 600: 2
-        (d2, 601, "user", "compensation", 2.5),      # day 2 of 601: 2
-        (d2, 9999, "user", "compensation", 5.0),     # unknown version: MV 9999 only
-    ])
-    ch_insert(ch_client, table, RC_COLS, [
-        (d1, 600, "user", "compensation", 0.5),      # day 1 of 600: floor(1.6 + 2.7 + 0.5) = 4
-        (date(2025, 5, 31), 610, "user", "compensation", 1.0),  # last day before cutoff_date: 1
-        (date(2025, 6, 1), 600, "user", "compensation", 100.0),  # cutoff_date itself: nothing
-    ])
+    ch_insert(
+        ch_client,
+        table,
+        RC_COLS,
+        [
+            (d1, 600, "user", "compensation", 1.6),
+            (d1, 601, "creator", "compensation", 0.9),  # day 1 of 601: floor(0.9) = 0, still a line
+            (d1, 610, "user", "licenseFee", 3.2),  # day 1 of 610: 3
+        ],
+    )
+    ch_insert(
+        ch_client,
+        table,
+        RC_COLS,
+        [
+            (d1, 600, "user", "tip", 2.7),
+            (d2, 600, "user", "compensation", 2.5),  # day 2 of 600: 2
+            (d2, 601, "user", "compensation", 2.5),  # day 2 of 601: 2
+            (d2, 9999, "user", "compensation", 5.0),  # unknown version: MV 9999 only
+        ],
+    )
+    ch_insert(
+        ch_client,
+        table,
+        RC_COLS,
+        [
+            (d1, 600, "user", "compensation", 0.5),  # day 1 of 600: floor(1.6 + 2.7 + 0.5) = 4
+            (date(2025, 5, 31), 610, "user", "compensation", 1.0),  # last day before cutoff_date: 1
+            (date(2025, 6, 1), 600, "user", "compensation", 100.0),  # cutoff_date itself: nothing
+        ],
+    )
 
 
 CH_SCENARIOS: dict[str, Callable[[Any, Mapping[str, str]], None]] = {
@@ -501,8 +583,9 @@ CH_SCENARIOS: dict[str, Callable[[Any, Mapping[str, str]], None]] = {
 }
 
 
-def insert_scenario(source: str, pg_url: str, ch_client: Any = None,
-                    ch_tables: Mapping[str, str] | None = None) -> None:
+def insert_scenario(
+    source: str, pg_url: str, ch_client: Any = None, ch_tables: Mapping[str, str] | None = None
+) -> None:
     """Insert the shared scenario of one source (PostgreSQL script or ClickHouse fill)."""
     if source in SCENARIOS:
         pg_exec(pg_url, SCENARIOS[source])

@@ -3,7 +3,7 @@
 The backfill runs as a child process that owns its embedded ClickHouse engine (chDB allows one
 engine path per process); the test reads that engine through child.py between runs. Data: the
 seeded generator at a small scale, copied into a fresh engine for every run from one template.
-The target carries the site's insert-fired summing rollup (spec/clickhouse.sql): a double insert
+The target carries the site's insert-fired summing rollup (demo/sql/clickhouse.sql): a double insert
 would show there forever.
 """
 
@@ -24,15 +24,17 @@ from typing import Any
 import pytest
 from totals import TARGETS, rollup_ddl
 
-from metric_backfill._embedded import EmbeddedPostgres, chdb_dsn
-from metric_backfill._target import target_ddl
+from metric_backfill.demo._embedded import EmbeddedPostgres, chdb_dsn
+from metric_backfill.engine._target import target_ddl
 
 HERE = Path(__file__).parent
-CUTOFF = "2025-10-01 00:00:00"   # the generator's default cutoff
+CUTOFF = "2025-10-01 00:00:00"  # the generator's default cutoff
 SCALE = "0.03"
 
-pytestmark = pytest.mark.skipif(bool(os.environ.get("METRIC_BACKFILL_TEST_CLICKHOUSE_URL")),
-                                reason="the crash tests drive embedded engines in child processes")
+pytestmark = pytest.mark.skipif(
+    bool(os.environ.get("METRIC_BACKFILL_TEST_CLICKHOUSE_URL")),
+    reason="the crash tests drive embedded engines in child processes",
+)
 
 
 def child(*args: str) -> Any:
@@ -58,30 +60,61 @@ def engine_for(template: tuple[str, Path], tmp_path: Path, name: str, shape: str
 
 
 def command(pg_url: str, path: Path, shape: str) -> list[str]:
-    return [sys.executable, "-m", "metric_backfill", "run", "--pg", pg_url, "--clickhouse", chdb_dsn(path),
-            "--cutoff", CUTOFF, "--table", TARGETS[shape][0], "--target-shape", shape,
-            "--chunk-rows", "1000", "--ch-chunk-rows", "1000", "--publish-slice-rows", "1500", "--concurrency", "2"]
+    return [
+        sys.executable,
+        "-m",
+        "metric_backfill",
+        "run",
+        "--pg",
+        pg_url,
+        "--clickhouse",
+        chdb_dsn(path),
+        "--cutoff",
+        CUTOFF,
+        "--table",
+        TARGETS[shape][0],
+        "--target-shape",
+        shape,
+        "--chunk-rows",
+        "1000",
+        "--ch-chunk-rows",
+        "1000",
+        "--publish-slice-rows",
+        "1500",
+        "--concurrency",
+        "2",
+    ]
 
 
 def picture(path: Path, shape: str) -> dict[str, Any]:
     """What a reader sees: the target's rows as a multiset, and the rollup's totals."""
     table, rollup = TARGETS[shape]
     final = " FINAL" if shape == "month" else ""
-    rows = child("sql", str(path),
-                 f"SELECT count(), sum(metricValue), sum(cityHash64(entityType, entityId, userId, metricType, metricValue, "
-                 f"createdAt)) FROM default.{table}",
-                 )[0]
-    sums = child("sql", str(path),
-                 f"SELECT count(), sum(cityHash64(entityType, entityId, metricType, t)) FROM (SELECT entityType, entityId, "
-                 f"metricType, sum(total) AS t FROM default.{rollup} GROUP BY ALL HAVING t != 0)")[0]
-    table_sums = child("sql", str(path),
-                       f"SELECT count(), sum(cityHash64(entityType, entityId, metricType, t)) FROM (SELECT entityType, "
-                       f"entityId, metricType, sum(metricValue) AS t FROM default.{table}{final} GROUP BY ALL HAVING t != 0)")[0]
+    rows = child(
+        "sql",
+        str(path),
+        f"SELECT count(), sum(metricValue), sum(cityHash64(entityType, entityId, userId, metricType, metricValue, "
+        f"createdAt)) FROM default.{table}",
+    )[0]
+    sums = child(
+        "sql",
+        str(path),
+        f"SELECT count(), sum(cityHash64(entityType, entityId, metricType, t)) FROM (SELECT entityType, entityId, "
+        f"metricType, sum(total) AS t FROM default.{rollup} GROUP BY ALL HAVING t != 0)",
+    )[0]
+    table_sums = child(
+        "sql",
+        str(path),
+        f"SELECT count(), sum(cityHash64(entityType, entityId, metricType, t)) FROM (SELECT entityType, "
+        f"entityId, metricType, sum(metricValue) AS t FROM default.{table}{final} GROUP BY ALL HAVING t != 0)",
+    )[0]
     return {"rows": rows, "rollup": sums, "table_totals": table_sums}
 
 
 @pytest.mark.parametrize("shape", ["events", "month"])
-def test_killed_five_times_then_resumed_equals_a_clean_run(template: tuple[str, Path], tmp_path: Path, shape: str) -> None:
+def test_killed_five_times_then_resumed_equals_a_clean_run(
+    template: tuple[str, Path], tmp_path: Path, shape: str
+) -> None:
     pg_url = template[0]
     clean = engine_for(template, tmp_path, "clean", shape)
     done = subprocess.run(command(pg_url, clean, shape), capture_output=True, text=True, timeout=600)
@@ -99,12 +132,18 @@ def test_killed_five_times_then_resumed_equals_a_clean_run(template: tuple[str, 
         # Kill after a random number of new parts anywhere in the engine: staging chunks, scratch,
         # target and rollup parts alike (a wall-clock delay would miss a fast machine's whole run).
         if not kill_after_parts(proc, path, rng.randint(1, 12)):
+            _, err = proc.communicate()
+            assert proc.returncode == 0, f"after kills during {phases}: {err[-3000:]}"
             break
         kills += 1
-        exists = child("sql", str(path), "SELECT count() FROM system.tables WHERE database = 'metric_backfill' "
-                                         "AND name = 'runs'")[0][0]
-        status = child("sql", str(path), "SELECT status FROM metric_backfill.runs FINAL ORDER BY created_at DESC "
-                                         "LIMIT 1") if exists else []
+        exists = child(
+            "sql", str(path), "SELECT count() FROM system.tables WHERE database = 'metric_backfill' AND name = 'runs'"
+        )[0][0]
+        status = (
+            child("sql", str(path), "SELECT status FROM metric_backfill.runs FINAL ORDER BY created_at DESC LIMIT 1")
+            if exists
+            else []
+        )
         phases.append(status[0][0] if status else "before the first write")
         if kills == 5:
             break
@@ -116,8 +155,12 @@ def test_killed_five_times_then_resumed_equals_a_clean_run(template: tuple[str, 
     again = subprocess.run(command(pg_url, path, shape), capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "already published" in again.stderr
     run_id = child("sql", str(path), "SELECT run_id FROM metric_backfill.runs FINAL WHERE status = 'published'")[0][0]
-    republish = subprocess.run([sys.executable, "-m", "metric_backfill", "publish", run_id, "--clickhouse", chdb_dsn(path)],
-                               capture_output=True, text=True, timeout=600)
+    republish = subprocess.run(
+        [sys.executable, "-m", "metric_backfill", "publish", run_id, "--clickhouse", chdb_dsn(path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert republish.returncode == 0 and "published 0 rows now" in republish.stdout
     assert picture(path, shape) == want
 
@@ -147,47 +190,8 @@ def test_ctrl_c_cancels_and_leaves_the_run_resumable(template: tuple[str, Path],
     assert picture(path, "events") == want
 
 
-SERVER = os.environ.get("METRIC_BACKFILL_TEST_CLICKHOUSE_URL")
-
-
-@pytest.mark.server
-@pytest.mark.skipif(not SERVER, reason="two processes can share a run only through a ClickHouse server "
-                                       "(an embedded engine belongs to one process); set METRIC_BACKFILL_TEST_CLICKHOUSE_URL")
-def test_two_processes_share_one_run_on_a_server(pg_url: str) -> None:  # pragma: no cover - needs a server
-    """Three processes, one run: static partitioning of the chunks; worker 0 publishes."""
-    import clickhouse_connect
-
-    from metric_backfill._generate import generate
-
-    assert SERVER
-    db = f"t_{uuid.uuid4().hex[:8]}"
-    client = clickhouse_connect.get_client(dsn=SERVER)
-    try:
-        generate(pg_url, client, scale=0.02, seed=3, ch_databases={"default": db, "orchestration": db + "_orch"})
-        args = ["--pg", pg_url, "--clickhouse", SERVER, "--cutoff", CUTOFF, "--table", f"{db}.entityMetricEvents",
-                "--state-db", f"{db}_state", "--chunk-rows", "500", "--run-id", "shared",
-                "--ch-table", f"modelVersionEvents={db}.modelVersionEvents", "--ch-table", f"jobs={db}_orch.jobs",
-                "--ch-table", f"resourceCompensations={db}_orch.resourceCompensations",
-                "--ch-table", f"buzz_resource_compensation={db}.buzz_resource_compensation"]
-        procs = [subprocess.Popen([sys.executable, "-m", "metric_backfill", "run", *args, "--worker", f"{k}/3"],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for k in (2, 1, 0)]
-        for p in procs:
-            _, err = p.communicate(timeout=600)
-            assert p.returncode == 0, err[-2000:]
-        workers = client.query(f"SELECT DISTINCT worker FROM {db}_state.chunks FINAL WHERE run_id = 'shared'").result_rows
-        assert len({w[0].split("/")[-1] for w in workers}) == 3
-        single = subprocess.run([sys.executable, "-m", "metric_backfill", "run", *args[:-2], "--run-id", "single",
-                                 "--table", f"{db}.single", "--earnings-table", f"{db}.single"],
-                                capture_output=True, text=True, timeout=600)
-        assert single.returncode == 0, single.stderr[-2000:]
-        q = "SELECT count(), sum(metricValue), sum(cityHash64(*)) FROM {}.{}"
-        assert client.query(q.format(db, "entityMetricEvents")).result_rows == client.query(q.format(db, "single")).result_rows
-    finally:
-        for d in (db, db + "_orch", db + "_state"):
-            client.command(f"DROP DATABASE IF EXISTS {d}")
-
-
 # -- SIGKILL of the process holding the engine, the moment a part lands; disk full ----------------
+
 
 def parts_in(path: Path) -> int:
     """Part directories of every table of an embedded engine (store/xxx/<uuid>/<part>)."""
@@ -229,8 +233,11 @@ def kill_when_a_part_lands(proc: subprocess.Popen[str], watched: list[Path], tim
     while proc.poll() is None and time.monotonic() < deadline:
         for d in watched:
             for name in os.listdir(d):
-                if name not in before[d] and not name.startswith(("tmp", "detached", "delete_tmp")) \
-                        and os.path.isdir(os.path.join(d, name)):
+                if (
+                    name not in before[d]
+                    and not name.startswith(("tmp", "detached", "delete_tmp"))
+                    and os.path.isdir(os.path.join(d, name))
+                ):
                     proc.send_signal(signal.SIGKILL)
                     proc.wait()
                     return True
@@ -253,11 +260,13 @@ def clean_pictures(template: tuple[str, Path], tmp_path_factory: pytest.TempPath
 @pytest.mark.parametrize("shape", ["events", "month"])
 @pytest.mark.parametrize("watch", ["target", "rollup"])
 def test_sigkill_of_the_engine_process_as_a_part_lands_then_the_same_command_ends_exact(
-        template: tuple[str, Path], clean_pictures: dict[str, dict[str, Any]], tmp_path: Path, shape: str,
-        watch: str) -> None:
+    template: tuple[str, Path], clean_pictures: dict[str, dict[str, Any]], tmp_path: Path, shape: str, watch: str
+) -> None:
     pg_url = template[0]
     path = engine_for(template, tmp_path, "killed", shape)
-    staged = subprocess.run([*command(pg_url, path, shape), "--stage-only"], capture_output=True, text=True, timeout=600)
+    staged = subprocess.run(
+        [*command(pg_url, path, shape), "--stage-only"], capture_output=True, text=True, timeout=600
+    )
     assert staged.returncode == 0, staged.stderr[-2000:]
     table, rollup = TARGETS[shape]
     folder = data_path(path, f"default.{table if watch == 'target' else rollup}")
@@ -271,13 +280,31 @@ def test_sigkill_of_the_engine_process_as_a_part_lands_then_the_same_command_end
 
 
 def test_sigkill_of_a_whole_run_at_its_first_target_part_then_the_same_command_ends_exact(
-        template: tuple[str, Path], clean_pictures: dict[str, dict[str, Any]], tmp_path: Path) -> None:
+    template: tuple[str, Path], clean_pictures: dict[str, dict[str, Any]], tmp_path: Path
+) -> None:
     """The first round's worst case: a kill at the first part of the publish, with the default options."""
     pg_url = template[0]
     path = engine_for(template, tmp_path, "killed", "events")
-    args = [sys.executable, "-m", "metric_backfill", "run", "--pg", pg_url, "--clickhouse", chdb_dsn(path),
-            "--cutoff", CUTOFF, "--table", "entityMetricEvents", "--chunk-rows", "1000", "--ch-chunk-rows", "1000",
-            "--publish-slice-rows", "1500"]
+    args = [
+        sys.executable,
+        "-m",
+        "metric_backfill",
+        "run",
+        "--pg",
+        pg_url,
+        "--clickhouse",
+        chdb_dsn(path),
+        "--cutoff",
+        CUTOFF,
+        "--table",
+        "entityMetricEvents",
+        "--chunk-rows",
+        "1000",
+        "--ch-chunk-rows",
+        "1000",
+        "--publish-slice-rows",
+        "1500",
+    ]
     folder = data_path(path, "default.entityMetricEvents")
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert kill_when_a_part_lands(proc, [folder])
@@ -300,11 +327,13 @@ def small_disk(tmp_path: Path) -> Any:
 
 @pytest.mark.parametrize("left_kb", [64, 512, 2048])
 def test_disk_full_during_a_publish_stops_with_the_cause_and_the_same_command_ends_exact(
-        template: tuple[str, Path], clean_pictures: dict[str, dict[str, Any]], small_disk: Path, left_kb: int) -> None:
+    template: tuple[str, Path], clean_pictures: dict[str, dict[str, Any]], small_disk: Path, left_kb: int
+) -> None:
     pg_url = template[0]
     path = engine_for(template, small_disk, "full", "events")
-    staged = subprocess.run([*command(pg_url, path, "events"), "--stage-only"], capture_output=True, text=True,
-                            timeout=600)
+    staged = subprocess.run(
+        [*command(pg_url, path, "events"), "--stage-only"], capture_output=True, text=True, timeout=600
+    )
     assert staged.returncode == 0, staged.stderr[-2000:]
     free = shutil.disk_usage(small_disk).free
     filler = small_disk / "filler"

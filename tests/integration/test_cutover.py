@@ -25,8 +25,8 @@ import psycopg
 import pytest
 
 from metric_backfill import RunConfig, run
-from metric_backfill._clickhouse import ClickHouse
-from metric_backfill._cutover import (
+from metric_backfill.backends._clickhouse import ClickHouse
+from metric_backfill.verify.cutover._report import (
     HISTOGRAM_BINS,
     CauseShare,
     CutoverReport,
@@ -34,11 +34,11 @@ from metric_backfill._cutover import (
     compared_pairs,
     cutover_report,
 )
-from metric_backfill._embedded import EmbeddedPostgres
+from metric_backfill.demo._embedded import EmbeddedPostgres
 from metric_backfill._errors import ConfigError
-from metric_backfill._generate import DEFAULT_CUTOFF, generate
-from metric_backfill._postgres import Postgres
-from metric_backfill._report_html import render_html
+from metric_backfill.demo._generate import DEFAULT_CUTOFF, generate
+from metric_backfill.backends._postgres import Postgres
+from metric_backfill.verify.cutover._html import render_html
 
 CUTOFF = DEFAULT_CUTOFF
 PG_CUTOFF = "TIMESTAMP '2025-10-01 00:00:00'"
@@ -72,8 +72,12 @@ class World:
         return self.ch.query(sql)
 
     def report_for(self, **kw: Any) -> CutoverReport:
-        options: dict[str, Any] = {"ch_tables": self.ch_tables, "truth_tables": self.truth_tables,
-                                   "scratch_database": f"{self.db}_scratch", **kw}
+        options: dict[str, Any] = {
+            "ch_tables": self.ch_tables,
+            "truth_tables": self.truth_tables,
+            "scratch_database": f"{self.db}_scratch",
+            **kw,
+        }
         return cutover_report(Postgres(self.pg_url), self.ch, target=self.target, cutoff=CUTOFF, **options)
 
 
@@ -85,21 +89,38 @@ def world(pg_server: EmbeddedPostgres, ch_client: Any, ch_dsn: str) -> Iterator[
     ch_client.command(f"CREATE DATABASE {db}")
     ch = ClickHouse(ch_dsn)
     try:
-        generate(pg_url, ch_client, scale=0.02, seed=11, ch_databases={"default": db, "orchestration": orch})
-        ch_tables = {"modelVersionEvents": f"{db}.modelVersionEvents", "jobs": f"{orch}.jobs",
-                     "buzz_resource_compensation": f"{db}.buzz_resource_compensation",
-                     "resourceCompensations": f"{orch}.resourceCompensations"}
-        truth_tables = {"daily_downloads_unique": f"{db}.daily_downloads_unique",
-                        "daily_resource_generation_counts": f"{orch}.daily_resource_generation_counts",
-                        "reactions": f"{db}.reactions"}
+        generate(pg_url, ch, scale=0.02, seed=11, ch_databases={"default": db, "orchestration": orch})
+        ch_tables = {
+            "modelVersionEvents": f"{db}.modelVersionEvents",
+            "jobs": f"{orch}.jobs",
+            "buzz_resource_compensation": f"{db}.buzz_resource_compensation",
+            "resourceCompensations": f"{orch}.resourceCompensations",
+        }
+        truth_tables = {
+            "daily_downloads_unique": f"{db}.daily_downloads_unique",
+            "daily_resource_generation_counts": f"{orch}.daily_resource_generation_counts",
+            "reactions": f"{db}.reactions",
+        }
         target = f"{db}.entityMetricEvents"
-        result = run(RunConfig(pg_url=pg_url, clickhouse_url=ch_dsn, cutoff=CUTOFF, table=target,
-                               state_database=state, ch_tables=ch_tables))
+        result = run(
+            RunConfig(
+                pg_url=pg_url,
+                clickhouse_url=ch_dsn,
+                cutoff=CUTOFF,
+                table=target,
+                state_database=state,
+                ch_tables=ch_tables,
+            )
+        )
         assert result.status == "published"
         # Legacy image rows as the 2024 migration / app tracker wrote them: ReactionLike is folded into
         # Like by the read path (D), legacy Comment is not folded into commentCount.
-        image = int(ch.query(f"SELECT entityId FROM {target} WHERE entityType = 'Image' AND metricType = 'Like' "
-                             "GROUP BY entityId ORDER BY count() DESC, entityId LIMIT 1")[0][0])
+        image = int(
+            ch.query(
+                f"SELECT entityId FROM {target} WHERE entityType = 'Image' AND metricType = 'Like' "
+                "GROUP BY entityId ORDER BY count() DESC, entityId LIMIT 1"
+            )[0][0]
+        )
         then = datetime(2024, 1, 1, 12, 0, 0)
         legacy = [("Image", image, 100_000 + i, "ReactionLike", 1, then) for i in range(LEGACY_LIKES)]
         legacy += [("Image", image, 100_000 + i, "Comment", 1, then) for i in range(7)]
@@ -114,9 +135,13 @@ def world(pg_server: EmbeddedPostgres, ch_client: Any, ch_dsn: str) -> Iterator[
 
 
 def _target_sums(w: World, entity_type: str, metric: str) -> dict[int, int]:
-    return {int(e): int(s) for e, s in w.ch_rows(
-        f"SELECT entityId, sum(metricValue) FROM {w.target} WHERE entityType = '{entity_type}' "
-        f"AND metricType = '{metric}' GROUP BY entityId")}
+    return {
+        int(e): int(s)
+        for e, s in w.ch_rows(
+            f"SELECT entityId, sum(metricValue) FROM {w.target} WHERE entityType = '{entity_type}' "
+            f"AND metricType = '{metric}' GROUP BY entityId"
+        )
+    }
 
 
 def _cause(p: PairCutover, name: str) -> CauseShare:
@@ -128,14 +153,24 @@ def _cause(p: PairCutover, name: str) -> CauseShare:
 # identities over every pair
 # -------------------------------------------------------------------------------------------------
 
+
 def test_every_pair_is_listed_and_the_split_adds_up(world: World) -> None:
     report = world.report
     pairs = {p.pair: p for p in report.pairs}
     assert report.target == world.target and report.cutoff == "2025-10-01 00:00:00"
     # pairs without a PostgreSQL column are "new"; Comic.* is not selected by default
-    for name in ("Post.reactionCount", "User.tippedCount", "User.tipsGivenAmount", "Model.ratingCount",
-                 "ModelVersion.ratingCount", "Image.remixCount", "User.remixCount", "User.articleCount",
-                 "User.bountyCount", "User.postCount"):
+    for name in (
+        "Post.reactionCount",
+        "User.tippedCount",
+        "User.tipsGivenAmount",
+        "Model.ratingCount",
+        "ModelVersion.ratingCount",
+        "Image.remixCount",
+        "User.remixCount",
+        "User.articleCount",
+        "User.bountyCount",
+        "User.postCount",
+    ):
         assert pairs[name].status == "new", name
     assert not any(p.startswith("Comic.") for p in pairs)
     compared = [p for p in report.pairs if p.status == "compared"]
@@ -165,13 +200,18 @@ def test_every_pair_is_listed_and_the_split_adds_up(world: World) -> None:
 # one pair recomputed entity by entity
 # -------------------------------------------------------------------------------------------------
 
+
 def test_post_comment_count_recomputed_by_hand(world: World) -> None:
     d = world.pg_map("""SELECT "postId", "commentCount" FROM "PostMetric" WHERE "timeframe" = 'AllTime'""")
     truth = world.pg_map("""SELECT t."postId", count(*) FROM "CommentV2" c JOIN "Thread" t ON t."id" = c."threadId"
                             WHERE t."postId" IS NOT NULL GROUP BY 1""")
-    with_comments = {int(r[0]) for r in world.pg_rows(
-        """SELECT DISTINCT COALESCE(r."postId", t."postId") FROM "CommentV2" c JOIN "Thread" t ON t."id" = c."threadId"
-           LEFT JOIN "Thread" r ON r."id" = t."rootThreadId" WHERE COALESCE(r."postId", t."postId") IS NOT NULL""")}
+    with_comments = {
+        int(r[0])
+        for r in world.pg_rows(
+            """SELECT DISTINCT COALESCE(r."postId", t."postId") FROM "CommentV2" c JOIN "Thread" t ON t."id" = c."threadId"
+           LEFT JOIN "Thread" r ON r."id" = t."rootThreadId" WHERE COALESCE(r."postId", t."postId") IS NOT NULL"""
+        )
+    }
     n = _target_sums(world, "Post", "commentCount")
     universe = set(d) | set(truth) | set(n) | with_comments
     # a post with no comment left keeps its displayed value (no result row, COALESCE(new, old))
@@ -207,7 +247,8 @@ def test_post_comment_count_recomputed_by_hand(world: World) -> None:
 def test_collection_causes_equal_independent_counts(world: World) -> None:
     items = world.pair("Collection.itemCount")
     null_items, null_collections = world.pg_rows(
-        'SELECT count(*), count(DISTINCT "collectionId") FROM "CollectionItem" WHERE "addedById" IS NULL')[0]
+        'SELECT count(*), count(DISTINCT "collectionId") FROM "CollectionItem" WHERE "addedById" IS NULL'
+    )[0]
     assert null_items > 0
     adder = _cause(items, "NULL adder (deleted user)")
     assert (adder.amount, adder.entities) == (-null_items, null_collections)
@@ -223,13 +264,17 @@ def test_collection_causes_equal_independent_counts(world: World) -> None:
 def test_model_version_download_causes(world: World) -> None:
     p = world.pair("ModelVersion.downloadCount")
     events = f"{world.ch_tables['modelVersionEvents']}"
-    anon = world.ch_rows(f"SELECT sum(u), count() FROM (SELECT modelVersionId, uniqExact(ip) AS u FROM {events} "
-                         "WHERE type = 'Download' AND userId = 0 GROUP BY modelVersionId)")[0]
+    anon = world.ch_rows(
+        f"SELECT sum(u), count() FROM (SELECT modelVersionId, uniqExact(ip) AS u FROM {events} "
+        "WHERE type = 'Download' AND userId = 0 GROUP BY modelVersionId)"
+    )[0]
     assert _cause(p, "anonymous downloaders").amount == -int(anon[0]) < 0
     assert _cause(p, "anonymous downloaders").entities == int(anon[1])
-    repeat = world.ch_rows(f"SELECT sum(c - u) FROM (SELECT modelVersionId, count() AS c, uniqExact(userId) AS u "
-                           f"FROM {events} WHERE type = 'Download' AND userId > 0 AND userId != 490053 "
-                           "GROUP BY modelVersionId)")[0][0]
+    repeat = world.ch_rows(
+        f"SELECT sum(c - u) FROM (SELECT modelVersionId, count() AS c, uniqExact(userId) AS u "
+        f"FROM {events} WHERE type = 'Download' AND userId > 0 AND userId != 490053 "
+        "GROUP BY modelVersionId)"
+    )[0][0]
     assert _cause(p, "repeat downloads").amount == int(repeat)
 
 
@@ -295,6 +340,7 @@ def test_errors(world: World) -> None:
 # HTML
 # -------------------------------------------------------------------------------------------------
 
+
 class _Page(HTMLParser):
     """Sections of class "entity": their heading text, SVG count and SVG titles."""
 
@@ -338,12 +384,21 @@ class _Page(HTMLParser):
 
 def _evil_report(world: World) -> CutoverReport:
     """The module's report plus a pair whose (free-text BuzzTip) entity type is hostile markup."""
-    evil = PairCutover(pair='<script>alert("x")</script>&.tippedCount', status="new", entities=1, changed=1,
-                       sum_diff=5, sum_abs_diff=5, semantic=5, causes=[CauseShare("new counter", 1, 5, "<b>d</b>")],
-                       largest=[{"entityId": 1, "D": 0, "T": 0, "N": 5}],
-                       histogram=[(b[0], 1 if b[0] == "1..10" else 0) for b in HISTOGRAM_BINS])
-    return CutoverReport(world.report.generated_at, world.report.cutoff, world.report.target + "<i>",
-                         world.report.pairs + [evil])
+    evil = PairCutover(
+        pair='<script>alert("x")</script>&.tippedCount',
+        status="new",
+        entities=1,
+        changed=1,
+        sum_diff=5,
+        sum_abs_diff=5,
+        semantic=5,
+        causes=[CauseShare("new counter", 1, 5, "<b>d</b>")],
+        largest=[{"entityId": 1, "D": 0, "T": 0, "N": 5}],
+        histogram=[(b[0], 1 if b[0] == "1..10" else 0) for b in HISTOGRAM_BINS],
+    )
+    return CutoverReport(
+        world.report.generated_at, world.report.cutoff, world.report.target + "<i>", world.report.pairs + [evil]
+    )
 
 
 def test_html_sections_charts_and_escaping(world: World) -> None:
@@ -377,15 +432,27 @@ def _chromium() -> str | None:
 def test_html_renders_in_headless_chromium(world: World, tmp_path: Path) -> None:
     browser = _chromium()
     if browser is None:
-        pytest.skip("no Chromium binary (/usr/bin/chromium, chromium or chromium-browser on PATH): "
-                    "install Debian's `chromium` to run the rendering check")
+        pytest.skip(
+            "no Chromium binary (/usr/bin/chromium, chromium or chromium-browser on PATH): "
+            "install Debian's `chromium` to run the rendering check"
+        )
     page = tmp_path / "cutover.html"
     page.write_text(render_html(_evil_report(world)), encoding="utf-8")
-    args = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0"]
-    dom = subprocess.run([*args, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120,
-                         check=False)
+    args = [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--enable-logging=stderr",
+        "--v=0",
+    ]
+    dom = subprocess.run([*args, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120, check=False)
     assert dom.returncode == 0, dom.stderr[-2000:]
     errors = [ln for ln in dom.stderr.splitlines() if "Uncaught" in ln or ":CONSOLE(" in ln]
     assert errors == []
@@ -394,6 +461,11 @@ def test_html_renders_in_headless_chromium(world: World, tmp_path: Path) -> None
     assert [s["title"] for s in parsed.sections] == list(_evil_report(world).by_entity_type())
     assert all(s["svgs"] >= 1 for s in parsed.sections)
     shot = tmp_path / "cutover.png"
-    done = subprocess.run([*args, "--window-size=1200,2000", f"--screenshot={shot}", page.as_uri()],
-                          capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [*args, "--window-size=1200,2000", f"--screenshot={shot}", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0 and shot.stat().st_size > 10_000, done.stderr[-2000:]

@@ -2,7 +2,7 @@
 
 Each test reproduces one way the target or its rollup could count an event twice or lose one, and
 judges the result by the totals of the target AND of the site's insert-fired rollup on it
-(spec/clickhouse.sql), against the independent expected totals. Interruptions of a publish are
+(demo/sql/clickhouse.sql), against the independent expected totals. Interruptions of a publish are
 injected in-process at every step of a slice's commit (the states a kill of the engine's process
 can leave, one table at a time); kills of real processes are in test_crash.py.
 """
@@ -19,11 +19,11 @@ from sourcedata import CUTOFF, CUTOFF_DATE, ETYPES, B, ch_insert, insert_all_sce
 from totals import Totals, assert_exact, expected_totals, rollup_totals, table_totals
 
 from metric_backfill import ConfigError, OverlapError, PublishConflict, RunConfig, RunResult, publish_run
-from metric_backfill._catalog import Pair
-from metric_backfill._cli import cli
-from metric_backfill._clickhouse import ClickHouse
-from metric_backfill._publish import Publisher
-from metric_backfill._target import target_ddl
+from metric_backfill.catalog import Pair
+from metric_backfill.cli._commands import cli
+from metric_backfill.backends._clickhouse import ClickHouse
+from metric_backfill.engine._publish import Publisher
+from metric_backfill.engine._target import target_ddl
 
 
 class Died(BaseException):
@@ -32,9 +32,15 @@ class Died(BaseException):
 
 def months_of_reactions(pg: str, months: int = 5) -> None:
     """Reactions spread over several months, so that one publish slice spans several partitions."""
-    rows = ", ".join(f"({1000 + i}, {100 + i % 3}, {1 + (i // 9) % 9}, '{('Like', 'Heart', 'Cry')[(i // 3) % 3]}', "
-                     f"'2025-0{1 + i % months}-{10 + i % 15:02d} 10:00:00', '{B}')" for i in range(81))
-    pg_exec(pg, f'INSERT INTO "ImageReaction" ("id", "imageId", "userId", "reaction", "createdAt", "updatedAt") VALUES {rows}')
+    rows = ", ".join(
+        f"({1000 + i}, {100 + i % 3}, {1 + (i // 9) % 9}, '{('Like', 'Heart', 'Cry')[(i // 3) % 3]}', "
+        f"'2025-0{1 + i % months}-{10 + i % 15:02d} 10:00:00', '{B}')"
+        for i in range(81)
+    )
+    pg_exec(
+        pg,
+        f'INSERT INTO "ImageReaction" ("id", "imageId", "userId", "reaction", "createdAt", "updatedAt") VALUES {rows}',
+    )
 
 
 @pytest.fixture()
@@ -49,10 +55,17 @@ def state_of(ch_dsn: str, ch_db: str) -> str:
 
 # -- 1. overlap is checked again when a run publishes ----------------------------------------------
 
+
 @pytest.mark.parametrize("shape", ["events", "month"])
 def test_two_staged_runs_of_the_same_pairs_cannot_both_publish(
-        shape: str, reactions: Totals, engine: Callable[..., RunResult], target: Callable[[str], str],
-        ch_client: Any, ch_dsn: str, ch_db: str) -> None:
+    shape: str,
+    reactions: Totals,
+    engine: Callable[..., RunResult],
+    target: Callable[[str], str],
+    ch_client: Any,
+    ch_dsn: str,
+    ch_db: str,
+) -> None:
     table = target(shape)
     a = engine(run_kw={"stage_only": True, "run_id": "A"}, table=table, sources=("ImageReaction",))
     b = engine(run_kw={"stage_only": True, "run_id": "B"}, table=table, sources=("ImageReaction",))
@@ -68,8 +81,13 @@ def test_two_staged_runs_of_the_same_pairs_cannot_both_publish(
 
 
 def test_a_partial_run_staged_before_a_full_run_refuses_to_publish_after_it(
-        world: Totals, engine: Callable[..., RunResult], target: Callable[[str], str], ch_client: Any,
-        ch_dsn: str, ch_db: str) -> None:
+    world: Totals,
+    engine: Callable[..., RunResult],
+    target: Callable[[str], str],
+    ch_client: Any,
+    ch_dsn: str,
+    ch_db: str,
+) -> None:
     table = target("events")
     part = engine(run_kw={"stage_only": True}, only=("Image.Like",))
     full = engine()
@@ -80,8 +98,13 @@ def test_a_partial_run_staged_before_a_full_run_refuses_to_publish_after_it(
 
 
 def test_publish_time_skip_publishes_only_the_pairs_nobody_published_since(
-        world: Totals, engine: Callable[..., RunResult], target: Callable[[str], str], ch_client: Any,
-        ch_dsn: str, ch_db: str) -> None:
+    world: Totals,
+    engine: Callable[..., RunResult],
+    target: Callable[[str], str],
+    ch_client: Any,
+    ch_dsn: str,
+    ch_db: str,
+) -> None:
     table = target("events")
     full = engine(run_kw={"stage_only": True})
     engine(only=("Image.Like",), table=table, run_kw={"run_id": "likes"})
@@ -91,8 +114,8 @@ def test_publish_time_skip_publishes_only_the_pairs_nobody_published_since(
 
 
 def test_two_runs_started_at_once_never_both_publish(
-        reactions: Totals, engine: Callable[..., RunResult], target: Callable[[str], str], ch_client: Any,
-        ch_db: str) -> None:
+    reactions: Totals, engine: Callable[..., RunResult], target: Callable[[str], str], ch_client: Any, ch_db: str
+) -> None:
     table = target("events")
 
     def go(name: str) -> RunResult | BaseException:
@@ -110,19 +133,38 @@ def test_two_runs_started_at_once_never_both_publish(
 
 
 def test_a_stale_reconcile_cannot_publish_after_a_newer_one(
-        world: Totals, engine: Callable[..., RunResult], target: Callable[[str], str], ch_client: Any,
-        pg: str, ch: dict[str, str], ch_dsn: str, ch_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from metric_backfill import _check, _run
+    world: Totals,
+    engine: Callable[..., RunResult],
+    target: Callable[[str], str],
+    ch_client: Any,
+    pg: str,
+    ch: dict[str, str],
+    ch_dsn: str,
+    ch_db: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from metric_backfill.engine import _run
+    from metric_backfill.verify import _verify as _check
 
     table = target("events")
     engine()
-    ch_client.command(f"ALTER TABLE {table} DELETE WHERE entityType = 'Image' AND metricType = 'Like' "
-                      "AND entityId = 100", settings={"mutations_sync": 2})
-    cfg = RunConfig(pg_url=pg, clickhouse_url=ch_dsn, cutoff=CUTOFF, earnings_cutoff_date=CUTOFF_DATE, table=table,
-                    state_database=state_of(ch_dsn, ch_db), ch_tables=dict(ch))
+    ch_client.command(
+        f"ALTER TABLE {table} DELETE WHERE entityType = 'Image' AND metricType = 'Like' AND entityId = 100",
+        settings={"mutations_sync": 2},
+    )
+    cfg = RunConfig(
+        pg_url=pg,
+        clickhouse_url=ch_dsn,
+        cutoff=CUTOFF,
+        earnings_cutoff_date=CUTOFF_DATE,
+        table=table,
+        state_database=state_of(ch_dsn, ch_db),
+        ch_tables=dict(ch),
+    )
 
     def killed(*a: Any, **kw: Any) -> int:
         raise Died
+
     monkeypatch.setattr(_check, "publish_staged", killed)
     with pytest.raises(Died):
         _check.reconcile(cfg, as_of=CUTOFF)
@@ -137,14 +179,17 @@ def test_a_stale_reconcile_cannot_publish_after_a_newer_one(
 
 
 def _state(ch_dsn: str, ch_db: str) -> Any:
-    from metric_backfill._state import StateStore
+    from metric_backfill.engine._state import StateStore
+
     return StateStore(ClickHouse(ch_dsn), state_of(ch_dsn, ch_db))
 
 
 # -- 2. an interrupted publish is settled per partition, target and rollup -------------------------
 
-def _die_once(monkeypatch: pytest.MonkeyPatch, cls: Any, name: str, when: Callable[..., bool],
-              after: bool = False) -> dict[str, int]:
+
+def _die_once(
+    monkeypatch: pytest.MonkeyPatch, cls: Any, name: str, when: Callable[..., bool], after: bool = False
+) -> dict[str, int]:
     real = getattr(cls, name)
     hits = {"n": 0}
 
@@ -162,9 +207,19 @@ def _die_once(monkeypatch: pytest.MonkeyPatch, cls: Any, name: str, when: Callab
 
 STEPS = {
     # died after recording `committing`, before the target got anything
-    "before the target": (ClickHouse, "command", lambda sql, **kw: sql.startswith("ALTER TABLE") and "ATTACH" in sql, False),
+    "before the target": (
+        ClickHouse,
+        "command",
+        lambda sql, **kw: sql.startswith("ALTER TABLE") and "ATTACH" in sql,
+        False,
+    ),
     # one partition of a multi-month slice attached, the others not, the rollup not
-    "between partitions": (ClickHouse, "command", lambda sql, **kw: sql.startswith("ALTER TABLE") and "ATTACH" in sql, True),
+    "between partitions": (
+        ClickHouse,
+        "command",
+        lambda sql, **kw: sql.startswith("ALTER TABLE") and "ATTACH" in sql,
+        True,
+    ),
     # the target complete, the rollup not
     "before the rollup": (Publisher, "_commit_view", lambda *a, **kw: True, False),
     # target and rollup complete, `done` not recorded
@@ -175,8 +230,16 @@ STEPS = {
 @pytest.mark.parametrize("shape", ["events", "month"])
 @pytest.mark.parametrize("step", list(STEPS))
 def test_a_publish_interrupted_at_any_step_is_settled_exactly(
-        step: str, shape: str, reactions: Totals, engine: Callable[..., RunResult], target: Callable[[str], str],
-        ch_client: Any, ch_dsn: str, ch_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    step: str,
+    shape: str,
+    reactions: Totals,
+    engine: Callable[..., RunResult],
+    target: Callable[[str], str],
+    ch_client: Any,
+    ch_dsn: str,
+    ch_db: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     table = target(shape)
     staged = engine(run_kw={"stage_only": True}, table=table, sources=("ImageReaction",), publish_slice_rows=10_000)
     cls, name, when, after = STEPS[step]
@@ -189,8 +252,12 @@ def test_a_publish_interrupted_at_any_step_is_settled_exactly(
         assert table_totals(ch_client, table) != {}  # something had landed: this is a real half state
     publish_run(ch_dsn, staged.run_id, state_database=state_of(ch_dsn, ch_db))
     assert_exact(ch_client, ch_db, table, reactions, shape)
-    notes = [n for (n,) in ch_client.query(f"SELECT note FROM {ch_db}.metric_backfill_ledger "
-                                           "WHERE note LIKE 'settled%'").result_rows]
+    notes = [
+        n
+        for (n,) in ch_client.query(
+            f"SELECT note FROM {ch_db}.metric_backfill_ledger WHERE note LIKE 'settled%'"
+        ).result_rows
+    ]
     assert len(notes) == 1
     if step == "between partitions":
         assert "target partitions" in notes[0] and "view" in notes[0]
@@ -201,14 +268,21 @@ def test_a_publish_interrupted_at_any_step_is_settled_exactly(
     # publishing once more changes nothing
     assert publish_run(ch_dsn, staged.run_id, state_database=state_of(ch_dsn, ch_db)) == 0
     assert_exact(ch_client, ch_db, table, reactions, shape)
-    leftovers = ch_client.query(f"SELECT name FROM system.tables WHERE database = '{ch_db}_state' "
-                                "AND name LIKE 'publish_%'").result_rows
+    leftovers = ch_client.query(
+        f"SELECT name FROM system.tables WHERE database = '{ch_db}_state' AND name LIKE 'publish_%'"
+    ).result_rows
     assert leftovers == []
 
 
 def test_a_rollup_changed_by_someone_else_during_an_interruption_stops_with_the_statement(
-        reactions: Totals, engine: Callable[..., RunResult], target: Callable[[str], str], ch_client: Any,
-        ch_dsn: str, ch_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    reactions: Totals,
+    engine: Callable[..., RunResult],
+    target: Callable[[str], str],
+    ch_client: Any,
+    ch_dsn: str,
+    ch_db: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     table = target("events")
     staged = engine(run_kw={"stage_only": True}, table=table, sources=("ImageReaction",), publish_slice_rows=10_000)
     _die_once(monkeypatch, Publisher, "_commit_view", lambda *a, **kw: True)
@@ -216,19 +290,25 @@ def test_a_rollup_changed_by_someone_else_during_an_interruption_stops_with_the_
         publish_run(ch_dsn, staged.run_id, state_database=state_of(ch_dsn, ch_db))
     monkeypatch.undo()
     # another writer adds to one of the rollup keys the slice touches
-    ch_insert(ch_client, f"{ch_db}.entityMetricDailyAgg", ["entityType", "entityId", "metricType", "day", "total"],
-              [("Image", 100, "Like", CUTOFF.date().replace(month=1, day=10), 5)])
+    ch_insert(
+        ch_client,
+        f"{ch_db}.entityMetricDailyAgg",
+        ["entityType", "entityId", "metricType", "day", "total"],
+        [("Image", 100, "Like", CUTOFF.date().replace(month=1, day=10), 5)],
+    )
     with pytest.raises(PublishConflict, match=r"entityMetricDaily.*INSERT INTO `[^`]+`\.`entityMetricDailyAgg` SELECT"):
         publish_run(ch_dsn, staged.run_id, state_database=state_of(ch_dsn, ch_db))
 
 
 def test_a_target_feeding_a_view_the_tool_cannot_apply_is_refused_before_writing(
-        reactions: Totals, engine: Callable[..., RunResult], target: Callable[[str], str], ch_client: Any,
-        ch_db: str) -> None:
+    reactions: Totals, engine: Callable[..., RunResult], target: Callable[[str], str], ch_client: Any, ch_db: str
+) -> None:
     table = target("events")
     ch_client.command(f"CREATE TABLE {ch_db}.odd (n UInt64) ENGINE = SummingMergeTree ORDER BY tuple()")
-    ch_client.command(f"CREATE MATERIALIZED VIEW {ch_db}.odd_mv TO {ch_db}.odd AS SELECT count() AS n "
-                      f"FROM {table} WHERE entityId IN (SELECT entityId FROM {table})")
+    ch_client.command(
+        f"CREATE MATERIALIZED VIEW {ch_db}.odd_mv TO {ch_db}.odd AS SELECT count() AS n "
+        f"FROM {table} WHERE entityId IN (SELECT entityId FROM {table})"
+    )
     with pytest.raises(Exception, match="odd_mv"):
         engine(table=table, sources=("ImageReaction",))
     assert table_totals(ch_client, table) == {} and rollup_totals(ch_client, ch_db) == {}
@@ -236,12 +316,28 @@ def test_a_target_feeding_a_view_the_tool_cannot_apply_is_refused_before_writing
 
 # -- 3. names from the command line cannot shape SQL ------------------------------------------------
 
-def test_a_hostile_state_db_name_is_refused_and_drops_nothing(pg: str, ch: dict[str, str], ch_client: Any,
-                                                             ch_dsn: str, ch_db: str) -> None:
+
+def test_a_hostile_state_db_name_is_refused_and_drops_nothing(
+    pg: str, ch: dict[str, str], ch_client: Any, ch_dsn: str, ch_db: str
+) -> None:
     before = ch_client.query(f"SELECT count() FROM system.tables WHERE database = '{ch_db}'").result_rows[0][0]
     for name in (f"x`.`{ch_db}`.`modelVersionEvents", "st.db", "a b"):
-        result = CliRunner().invoke(cli, ["verify", "--pg", pg, "--clickhouse", ch_dsn, "--cutoff", "2025-06-01 00:00:00",
-                                          "--state-db", name, "--table", f"{ch_db}.entityMetricEvents"])
+        result = CliRunner().invoke(
+            cli,
+            [
+                "verify",
+                "--pg",
+                pg,
+                "--clickhouse",
+                ch_dsn,
+                "--cutoff",
+                "2025-06-01 00:00:00",
+                "--state-db",
+                name,
+                "--table",
+                f"{ch_db}.entityMetricEvents",
+            ],
+        )
         assert result.exit_code == 2, result.output + result.stderr
         assert "invalid --state-db" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert ch_client.query(f"SELECT count() FROM system.tables WHERE database = '{ch_db}'").result_rows[0][0] == before
@@ -249,12 +345,16 @@ def test_a_hostile_state_db_name_is_refused_and_drops_nothing(pg: str, ch: dict[
 
 # -- 4./5. types that cannot wrap --------------------------------------------------------------------
 
+
 def _earnings(ch_client: Any, ch: dict[str, str], rows: list[tuple[Any, ...]]) -> None:
-    ch_insert(ch_client, ch["resourceCompensations"], ["date", "modelVersionId", "accountType", "source", "amount"], rows)
+    ch_insert(
+        ch_client, ch["resourceCompensations"], ["date", "modelVersionId", "accountType", "source", "amount"], rows
+    )
 
 
 def test_earnings_beyond_int32_refuse_the_run_before_anything_is_written(
-        pg: str, ch: dict[str, str], engine: Callable[..., RunResult], ch_client: Any, ch_db: str) -> None:
+    pg: str, ch: dict[str, str], engine: Callable[..., RunResult], ch_client: Any, ch_db: str
+) -> None:
     day = CUTOFF_DATE.replace(day=3, month=5)
     _earnings(ch_client, ch, [(day, 600, "user", "compensation", 3e9)])
     with pytest.raises(ConfigError, match=r"ModelVersion.earnedAmount: a value of 3000000000 .*Int32"):
@@ -263,7 +363,8 @@ def test_earnings_beyond_int32_refuse_the_run_before_anything_is_written(
 
 
 def test_two_versions_whose_model_sum_is_beyond_int32_are_refused_and_an_int64_target_takes_them(
-        pg: str, ch: dict[str, str], engine: Callable[..., RunResult], ch_client: Any, ch_db: str) -> None:
+    pg: str, ch: dict[str, str], engine: Callable[..., RunResult], ch_client: Any, ch_db: str
+) -> None:
     day = CUTOFF_DATE.replace(day=3, month=5)
     _earnings(ch_client, ch, [(day, 600, "user", "compensation", 2e9), (day, 601, "user", "compensation", 2e9)])
     with pytest.raises(ConfigError, match=r"Model.earnedAmount: a value of 4000000000"):
@@ -279,17 +380,22 @@ def test_two_versions_whose_model_sum_is_beyond_int32_are_refused_and_an_int64_t
 
 @pytest.mark.parametrize("shape", ["new", "month"])
 def test_timestamps_before_1970_are_refused_for_a_datetime_target(
-        shape: str, pg: str, ch: dict[str, str], engine: Callable[..., RunResult], ch_client: Any, ch_db: str) -> None:
-    pg_exec(pg, f"""INSERT INTO "ImageReaction" ("id", "imageId", "userId", "reaction", "createdAt", "updatedAt")
-                   VALUES (1, 100, 5, 'Like', '1969-12-31 23:59:59.999', '{B}'), (2, 100, 6, 'Like', '{B}', '{B}')""")
+    shape: str, pg: str, ch: dict[str, str], engine: Callable[..., RunResult], ch_client: Any, ch_db: str
+) -> None:
+    pg_exec(
+        pg,
+        f"""INSERT INTO "ImageReaction" ("id", "imageId", "userId", "reaction", "createdAt", "updatedAt")
+                   VALUES (1, 100, 5, 'Like', '1969-12-31 23:59:59.999', '{B}'), (2, 100, 6, 'Like', '{B}', '{B}')""",
+    )
     table = f"{ch_db}.{'entityMetricEvents_month' if shape == 'month' else 'entityMetricEvents_new'}"
     with pytest.raises(ConfigError, match=r"Image.Like: createdAt 1969-12-31 23:59:59.999000, which .* cannot hold"):
         engine(sources=("ImageReaction",), table=table, target_shape=shape)
     assert table_totals(ch_client, table) == {}
     # A DateTime64(3) target holds it, exactly.
     engine(sources=("ImageReaction",), state_database=f"{ch_db}_ms")
-    rows = ch_client.query(f"SELECT toString(createdAt) FROM {ch_db}.entityMetricEvents WHERE entityType = 'Image' "
-                           "AND userId = 5").result_rows
+    rows = ch_client.query(
+        f"SELECT toString(createdAt) FROM {ch_db}.entityMetricEvents WHERE entityType = 'Image' AND userId = 5"
+    ).result_rows
     assert rows == [("1969-12-31 23:59:59.999",)]
     ch_client.command(f"DROP DATABASE IF EXISTS {ch_db}_ms SYNC")
 
@@ -301,23 +407,39 @@ HOSTILE_TYPES = ("back\\slash", "it's", "ends with \\", "a.b", "%(cutoff)s", "se
 
 @pytest.mark.parametrize("conforming", ["on", "off"])
 def test_hostile_buzztip_entity_types_are_data_everywhere(
-        conforming: str, pg: str, ch: dict[str, str], engine: Callable[..., RunResult], ch_client: Any,
-        ch_dsn: str, ch_db: str) -> None:
-    from metric_backfill import _check
+    conforming: str,
+    pg: str,
+    ch: dict[str, str],
+    engine: Callable[..., RunResult],
+    ch_client: Any,
+    ch_dsn: str,
+    ch_db: str,
+) -> None:
+    from metric_backfill.verify import _verify as _check
 
     dbname = pg.rsplit("/", 1)[1]
     pg_exec(pg, f"ALTER DATABASE {dbname} SET standard_conforming_strings = {conforming}")
     values = ", ".join(f"($${t}$$, {i}, 1, 5, {10 + i}, '{B}', '{B}')" for i, t in enumerate(HOSTILE_TYPES, 1))
-    pg_exec(pg, f'INSERT INTO "BuzzTip" ("entityType", "entityId", "toUserId", "fromUserId", "amount", "createdAt", '
-                f'"updatedAt") VALUES {values}')
+    pg_exec(
+        pg,
+        f'INSERT INTO "BuzzTip" ("entityType", "entityId", "toUserId", "fromUserId", "amount", "createdAt", '
+        f'"updatedAt") VALUES {values}',
+    )
     result = engine(sources=("BuzzTip",))
     got = table_totals(ch_client, f"{ch_db}.entityMetricEvents")
     for i, t in enumerate(HOSTILE_TYPES, 1):
         assert got[(t, i, "tippedAmount")] == 10 + i and got[(t, i, "tippedCount")] == 1
         assert str(Pair(t, "tippedCount")) in result.pairs
-    cfg = RunConfig(pg_url=pg, clickhouse_url=ch_dsn, cutoff=CUTOFF, earnings_cutoff_date=CUTOFF_DATE,
-                    table=f"{ch_db}.entityMetricEvents", state_database=f"{ch_db}_state", ch_tables=dict(ch),
-                    sources=("BuzzTip",))
+    cfg = RunConfig(
+        pg_url=pg,
+        clickhouse_url=ch_dsn,
+        cutoff=CUTOFF,
+        earnings_cutoff_date=CUTOFF_DATE,
+        table=f"{ch_db}.entityMetricEvents",
+        state_database=f"{ch_db}_state",
+        ch_tables=dict(ch),
+        sources=("BuzzTip",),
+    )
     report = _check.verify(cfg, as_of=CUTOFF).report
     assert report.ok
     by_pair = {p.pair: p for p in report.pairs}
@@ -326,13 +448,21 @@ def test_hostile_buzztip_entity_types_are_data_everywhere(
 
 
 def test_a_dotted_entity_type_is_fenced_and_selected_as_one_entity_type(
-        pg: str, ch: dict[str, str], engine: Callable[..., RunResult], ch_client: Any, ch_db: str) -> None:
-    pg_exec(pg, f'INSERT INTO "BuzzTip" ("entityType", "entityId", "toUserId", "fromUserId", "amount", "createdAt", '
-                f'"updatedAt") VALUES (\'a.b\', 7, 1, 5, 40, \'{B}\', \'{B}\')')
+    pg: str, ch: dict[str, str], engine: Callable[..., RunResult], ch_client: Any, ch_db: str
+) -> None:
+    pg_exec(
+        pg,
+        f'INSERT INTO "BuzzTip" ("entityType", "entityId", "toUserId", "fromUserId", "amount", "createdAt", '
+        f"\"updatedAt\") VALUES ('a.b', 7, 1, 5, 40, '{B}', '{B}')",
+    )
     table = f"{ch_db}.entityMetricEvents"
     ch_client.command(target_ddl("events", table))
-    ch_insert(ch_client, table, ["entityType", "entityId", "userId", "metricType", "metricValue", "createdAt"],
-              [("a.b", 7, 5, "tippedCount", 1, CUTOFF.replace(month=2))])
+    ch_insert(
+        ch_client,
+        table,
+        ["entityType", "entityId", "userId", "metricType", "metricValue", "createdAt"],
+        [("a.b", 7, 5, "tippedCount", 1, CUTOFF.replace(month=2))],
+    )
     with pytest.raises(OverlapError, match=r"a\.b\.tippedCount: 1 rows"):
         engine(sources=("BuzzTip",))
     result = engine(only=(Pair("a.b", "tippedAmount"),))
@@ -341,13 +471,31 @@ def test_a_dotted_entity_type_is_fenced_and_selected_as_one_entity_type(
 
 
 def test_a_source_name_in_another_case_is_refused_with_the_right_spelling(pg: str, ch_dsn: str) -> None:
-    result = CliRunner().invoke(cli, ["run", "--pg", pg, "--clickhouse", ch_dsn, "--cutoff", "2025-06-01 00:00:00",
-                                      "--source-cutoff", "imagereaction=2025-05-01 00:00:00"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            "--pg",
+            pg,
+            "--clickhouse",
+            ch_dsn,
+            "--cutoff",
+            "2025-06-01 00:00:00",
+            "--source-cutoff",
+            "imagereaction=2025-05-01 00:00:00",
+        ],
+    )
     assert result.exit_code == 2 and "did you mean ImageReaction" in result.stderr
 
 
-def test_everything_at_once_is_still_exact(pg: str, ch: dict[str, str], ch_client: Any, ch_db: str,
-                                           engine: Callable[..., RunResult], target: Callable[[str], str]) -> None:
+def test_everything_at_once_is_still_exact(
+    pg: str,
+    ch: dict[str, str],
+    ch_client: Any,
+    ch_db: str,
+    engine: Callable[..., RunResult],
+    target: Callable[[str], str],
+) -> None:
     """The whole scenario set through the new publish, with a rollup, in small slices."""
     insert_all_scenarios(pg, ch_client, ch)
     want = expected_totals(pg, ch_client, ch, ch_db)
@@ -359,26 +507,62 @@ def test_everything_at_once_is_still_exact(pg: str, ch: dict[str, str], ch_clien
 
 @pytest.mark.parametrize("shape", ["events", "month"])
 def test_verify_compares_each_rollup_with_its_views_select_over_the_target(
-        shape: str, reactions: Totals, engine: Callable[..., RunResult], target: Callable[[str], str], pg: str,
-        ch: dict[str, str], ch_client: Any, ch_dsn: str, ch_db: str) -> None:
-    from metric_backfill import _check
+    shape: str,
+    reactions: Totals,
+    engine: Callable[..., RunResult],
+    target: Callable[[str], str],
+    pg: str,
+    ch: dict[str, str],
+    ch_client: Any,
+    ch_dsn: str,
+    ch_db: str,
+) -> None:
+    from metric_backfill.verify import _verify as _check
 
     table = target(shape)
     engine(table=table, sources=("ImageReaction",))
-    cfg = RunConfig(pg_url=pg, clickhouse_url=ch_dsn, cutoff=CUTOFF, earnings_cutoff_date=CUTOFF_DATE, table=table,
-                    state_database=f"{ch_db}_state", ch_tables=dict(ch), sources=("ImageReaction",))
+    cfg = RunConfig(
+        pg_url=pg,
+        clickhouse_url=ch_dsn,
+        cutoff=CUTOFF,
+        earnings_cutoff_date=CUTOFF_DATE,
+        table=table,
+        state_database=f"{ch_db}_state",
+        ch_tables=dict(ch),
+        sources=("ImageReaction",),
+    )
     clean = _check.verify(cfg, as_of=CUTOFF)
     assert clean.report.ok and clean.rollups and clean.rollups_ok and clean.rollups[0].keys > 0
     # A block counted twice by the rollup only (what a retried insert does, T1/T2).
     rollup = "entityMetricDailyAgg" if shape == "events" else "entityMetricSum"
-    ch_client.command(f"INSERT INTO {ch_db}.{rollup} SELECT * FROM {ch_db}.{rollup} WHERE entityId = 100 "
-                      "AND metricType = 'Like'", settings={"async_insert": 0})
+    ch_client.command(
+        f"INSERT INTO {ch_db}.{rollup} SELECT * FROM {ch_db}.{rollup} WHERE entityId = 100 AND metricType = 'Like'",
+        settings={"async_insert": 0},
+    )
     bad = _check.verify(cfg, as_of=CUTOFF)
     assert bad.report.ok and not bad.rollups_ok
     assert bad.rollups[0].differing >= 1 and bad.rollups[0].examples[0]["key"][:2] == ["Image", "100"]
-    result = CliRunner().invoke(cli, ["verify", "--pg", pg, "--clickhouse", ch_dsn, "--cutoff", "2025-06-01 00:00:00",
-                                      "--as-of", "2025-06-01 00:00:00", "--table", table, "--state-db", f"{ch_db}_state",
-                                      "--sources", "ImageReaction", *sum((["--ch-table", f"{k}={v}"] for k, v in ch.items()), [])])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "verify",
+            "--pg",
+            pg,
+            "--clickhouse",
+            ch_dsn,
+            "--cutoff",
+            "2025-06-01 00:00:00",
+            "--as-of",
+            "2025-06-01 00:00:00",
+            "--table",
+            table,
+            "--state-db",
+            f"{ch_db}_state",
+            "--sources",
+            "ImageReaction",
+            *sum((["--ch-table", f"{k}={v}"] for k, v in ch.items()), []),
+        ],
+    )
     assert result.exit_code == 1 and "keys differ from the view's SELECT" in result.output
 
 
@@ -388,7 +572,7 @@ def test_the_target_lease_admits_one_holder_and_ignores_a_dead_one(ch_dsn: str, 
     import sys
 
     from metric_backfill import TargetError
-    from metric_backfill._lease import LEASES, Lease
+    from metric_backfill.engine._lease import LEASES, Lease
 
     ch = ClickHouse(ch_dsn)
     try:
@@ -400,16 +584,22 @@ def test_the_target_lease_admits_one_holder_and_ignores_a_dead_one(ch_dsn: str, 
         with Lease(ch, ch_db, f"{ch_db}.t", "run-2", wait=0.5):
             pass
         # A holder killed without releasing (its process is gone): no need to wait for the expiry.
-        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                              text=True).stdout.strip()
-        ch.command(f"INSERT INTO {ch_db}.{LEASES} VALUES ({{t:String}}, 'ghost', 'run-0', {{h:String}}, {dead}, "
-                   "now64(3, 'UTC') + toIntervalSecond(600), 0, now64(6, 'UTC'))",
-                   parameters={"t": f"{ch_db}.t", "h": socket.gethostname()})
+        dead = subprocess.run(
+            [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+        ).stdout.strip()
+        ch.command(
+            f"INSERT INTO {ch_db}.{LEASES} VALUES ({{t:String}}, 'ghost', 'run-0', {{h:String}}, {dead}, "
+            "now64(3, 'UTC') + toIntervalSecond(600), 0, now64(6, 'UTC'))",
+            parameters={"t": f"{ch_db}.t", "h": socket.gethostname()},
+        )
         with Lease(ch, ch_db, f"{ch_db}.t", "run-3", wait=0.5):
             pass
         # One on another machine is waited for until it expires.
-        ch.command(f"INSERT INTO {ch_db}.{LEASES} VALUES ({{t:String}}, 'far', 'run-9', 'elsewhere', 1, "
-                   "now64(3, 'UTC') + toIntervalMillisecond(1500), 0, now64(6, 'UTC'))", parameters={"t": f"{ch_db}.t"})
+        ch.command(
+            f"INSERT INTO {ch_db}.{LEASES} VALUES ({{t:String}}, 'far', 'run-9', 'elsewhere', 1, "
+            "now64(3, 'UTC') + toIntervalMillisecond(1500), 0, now64(6, 'UTC'))",
+            parameters={"t": f"{ch_db}.t"},
+        )
         with pytest.raises(TargetError, match="run run-9"):
             Lease(ch, ch_db, f"{ch_db}.t", "run-4", wait=0.3).acquire()
         with Lease(ch, ch_db, f"{ch_db}.t", "run-4", wait=10):

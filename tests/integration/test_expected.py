@@ -1,6 +1,6 @@
 """The independent expected-totals queries (metric_backfill._expected), checked on hand-made rows.
 
-Every per-source test inserts the shared scenario of one source of events.md (sourcedata.py: a
+Every per-source test inserts the shared scenario of one source of docs/sources.md (sourcedata.py: a
 handful of rows including that section's edge cases, each with a comment naming the lines it
 emits; test_sources.py runs the engine on the same rows) and asserts the exact
 {(entityType, entityId, metricType): (total, events)} dict. The conventions (CUTOFF, B, JUST, AT,
@@ -21,7 +21,7 @@ from sourcedata import (
     CUTOFF_DATE,
     ETYPES,
     SCENARIOS,
-    SQL_DIR,
+    LISTS,
     B,
     B2,
     fill_buzz_resource_compensation,
@@ -33,12 +33,12 @@ from sourcedata import (
     ts,
 )
 
-from metric_backfill._expected import (
+from expected_helpers import load_lookups, run_expected
+
+from metric_backfill.verify._expected import (
     BUZZTIP_USER_PAIRS,
     ExpectedQuery,
     expected_queries,
-    load_lookups,
-    run_expected,
 )
 
 
@@ -50,9 +50,10 @@ def pairs_of(path: Path) -> set[str]:
 # the catalog as a whole
 # -------------------------------------------------------------------------------------------------
 
+
 def test_pairs_cover_both_lists_exactly() -> None:
-    listed = pairs_of(SQL_DIR / "metrics-2025-09.txt") | pairs_of(SQL_DIR / "metrics-later.txt")
-    assert len(pairs_of(SQL_DIR / "metrics-2025-09.txt")) == 73
+    listed = pairs_of(LISTS / "metrics-2025-09.txt") | pairs_of(LISTS / "metrics-later.txt")
+    assert len(pairs_of(LISTS / "metrics-2025-09.txt")) == 73
 
     with_comic = expected_queries(buzztip_entity_types=ETYPES, include_comic=True)
     declared = {p for q in with_comic for p in q.pairs}
@@ -83,12 +84,17 @@ def test_one_query_per_source_and_engines() -> None:
 def test_buzztip_pairs_follow_the_entity_types() -> None:
     (bt,) = [q for q in expected_queries(buzztip_entity_types=["bountyEntry", "Image"]) if q.source == "BuzzTip"]
     assert set(bt.pairs) == set(BUZZTIP_USER_PAIRS) | {
-        "bountyEntry.tippedCount", "bountyEntry.tippedAmount", "Image.tippedCount", "Image.tippedAmount"}
+        "bountyEntry.tippedCount",
+        "bountyEntry.tippedAmount",
+        "Image.tippedCount",
+        "Image.tippedAmount",
+    }
 
 
 def test_table_names_and_options() -> None:
-    queries = expected_queries(buzztip_entity_types=[], ch_tables={"jobs": "x.j"}, lookup_db="lk",
-                               generation_value="blobs")
+    queries = expected_queries(
+        buzztip_entity_types=[], ch_tables={"jobs": "x.j"}, lookup_db="lk", generation_value="blobs"
+    )
     (jobs,) = [q for q in queries if q.source == "jobs"]
     assert "FROM `x`.`j`" in jobs.sql and "`lk`.pg_image" in jobs.sql and "blobsCount" in jobs.sql
     (dl,) = [q for q in queries if q.source == "modelVersionEvents"]
@@ -102,10 +108,17 @@ def test_table_names_and_options() -> None:
 
 
 @pytest.mark.parametrize("earnings_source", ["resourceCompensations", "buzz_resource_compensation", "split:2025-05-02"])
-def test_every_query_runs_and_parents_alone_emit_nothing(pg: str, ch_client: Any, ch: dict[str, str], ch_db: str,
-                                                         earnings_source: str) -> None:
-    queries = expected_queries(buzztip_entity_types=ETYPES, include_comic=True, earnings_source=earnings_source,
-                               generation_value="blobs", ch_tables=ch, lookup_db=ch_db)
+def test_every_query_runs_and_parents_alone_emit_nothing(
+    pg: str, ch_client: Any, ch: dict[str, str], ch_db: str, earnings_source: str
+) -> None:
+    queries = expected_queries(
+        buzztip_entity_types=ETYPES,
+        include_comic=True,
+        earnings_source=earnings_source,
+        generation_value="blobs",
+        ch_tables=ch,
+        lookup_db=ch_db,
+    )
     assert run_expected(pg, ch_client, queries, cutoff=CUTOFF, cutoff_date=CUTOFF_DATE, load_lookups_into=ch_db) == {}
     # with a cutoff after every parent's timestamp, only the INSERT-driven parents count: bounties 30 and
     # 31 (owner 1) and entries 40 (bounty 30) and 42 (bounty 31); entry 41 has no user. Every other parent
@@ -119,9 +132,12 @@ def test_every_query_runs_and_parents_alone_emit_nothing(pg: str, ch_client: Any
 
 def test_pg_queries_work_through_copy(pg: str) -> None:
     """The verify command may stream PostgreSQL results with COPY (client-side binding)."""
-    pg_exec(pg, f"""
+    pg_exec(
+        pg,
+        f"""
     INSERT INTO "TagEngagement" ("userId", "tagId", "type", "createdAt") VALUES (1, 1, 'Follow', '{B}');
-    """)
+    """,
+    )
     (q,) = [q for q in expected_queries(buzztip_entity_types=ETYPES) if q.source == "TagEngagement"]
     with psycopg.connect(pg) as conn, conn.cursor() as cur:
         with cur.copy(f"COPY ({q.sql}) TO STDOUT", q.parameters(cutoff=CUTOFF)) as copy:
@@ -130,8 +146,9 @@ def test_pg_queries_work_through_copy(pg: str) -> None:
 
 
 # -------------------------------------------------------------------------------------------------
-# PostgreSQL sources (events.md 1-20)
+# PostgreSQL sources (docs/sources.md 1-20)
 # -------------------------------------------------------------------------------------------------
+
 
 def test_user_engagement(pg: str, ch_client: Any) -> None:
     pg_exec(pg, SCENARIOS["UserEngagement"])  # sourcedata.py: one row per line, with its events
@@ -167,11 +184,14 @@ def test_image_reaction(pg: str, ch_client: Any) -> None:
 
 
 def test_image_reaction_source_cutoff_override(pg: str, ch_client: Any) -> None:
-    pg_exec(pg, f"""
+    pg_exec(
+        pg,
+        f"""
     INSERT INTO "ImageReaction" ("id", "imageId", "userId", "reaction", "createdAt", "updatedAt") VALUES
         (1, 102, 5, 'Like', '{B}',  '{B}'),   -- before the per-source cutoff B2
         (2, 102, 6, 'Like', '{B2}', '{B}');   -- exactly at it: excluded
-    """)
+    """,
+    )
     assert expected(pg, ch_client, "ImageReaction", source_cutoffs={"ImageReaction": ts(B2)}) == {
         ("Image", 102, "Like"): (1, 1),
         ("User", 4, "reactionCount"): (1, 1),
@@ -199,16 +219,22 @@ def test_bounty_entry_reaction(pg: str, ch_client: Any) -> None:
 
 def test_reaction_count_sums_over_three_sources(pg: str, ch_client: Any) -> None:
     # User 2 owns image 100, article 21 and bounty entry 40: one reaction on each.
-    pg_exec(pg, f"""
+    pg_exec(
+        pg,
+        f"""
     INSERT INTO "ImageReaction" ("id", "imageId", "userId", "reaction", "createdAt", "updatedAt")
         VALUES (1, 100, 5, 'Like', '{B}', '{B}');
     INSERT INTO "ArticleReaction" ("id", "articleId", "userId", "reaction", "createdAt", "updatedAt")
         VALUES (1, 21, 5, 'Like', '{B}', '{B}');
     INSERT INTO "BountyEntryReaction" ("bountyEntryId", "userId", "reaction", "createdAt")
         VALUES (40, 5, 'Like', '{B}');
-    """)
-    queries = [q for q in expected_queries(buzztip_entity_types=ETYPES)
-               if q.source in ("ImageReaction", "ArticleReaction", "BountyEntryReaction")]
+    """,
+    )
+    queries = [
+        q
+        for q in expected_queries(buzztip_entity_types=ETYPES)
+        if q.source in ("ImageReaction", "ArticleReaction", "BountyEntryReaction")
+    ]
     got = run_expected(pg, ch_client, queries, cutoff=CUTOFF)
     assert got[("User", 2, "reactionCount")] == (3, 3)
 
@@ -259,12 +285,15 @@ def test_collection_contributor(pg: str, ch_client: Any) -> None:
 
 def test_null_created_at_uses_table_minimum_even_after_cutoff(pg: str, ch_client: Any) -> None:
     # The only non-NULL createdAt is after the cutoff, so null_ts is too: nothing is emitted.
-    pg_exec(pg, f"""
+    pg_exec(
+        pg,
+        f"""
     INSERT INTO "CollectionContributor" ("userId", "collectionId", "permissions", "createdAt") VALUES
         (1, 70, '{{ADD}}', '{AFTER}'), (2, 70, '{{ADD}}', NULL);
     INSERT INTO "CollectionItem" ("id", "collectionId", "addedById", "createdAt") VALUES
         (1, 70, 1, '{AFTER}'), (2, 70, 2, NULL);
-    """)
+    """,
+    )
     assert expected(pg, ch_client, "CollectionContributor") == {}
     assert expected(pg, ch_client, "CollectionItem") == {}
 
@@ -273,7 +302,7 @@ def test_comment(pg: str, ch_client: Any) -> None:
     pg_exec(pg, SCENARIOS["Comment"])  # sourcedata.py: one row per line, with its events
     assert expected(pg, ch_client, "Comment") == {
         ("Model", 60, "commentCount"): (2, 2),
-        ("Model", 61, "commentCount"): (2, 2),     # comments 3 (hidden) and 6 (TOS violation)
+        ("Model", 61, "commentCount"): (2, 2),  # comments 3 (hidden) and 6 (TOS violation)
     }
 
 
@@ -332,10 +361,13 @@ def test_buzz_tip(pg: str, ch_client: Any) -> None:
 
 
 def test_buzz_tip_entity_type_quoting(pg: str, ch_client: Any) -> None:
-    pg_exec(pg, f"""
+    pg_exec(
+        pg,
+        f"""
     INSERT INTO "BuzzTip" ("entityType", "entityId", "toUserId", "fromUserId", "amount", "createdAt", "updatedAt")
         VALUES ('O''Brien 50%', 1, 2, 3, 4, '{B}', '{B}');
-    """)
+    """,
+    )
     got = expected(pg, ch_client, "BuzzTip", etypes=["O'Brien 50%"])
     assert got[("O'Brien 50%", 1, "tippedAmount")] == (4, 1)
     assert got[("User", 2, "tippedAmount")] == (4, 1)
@@ -415,8 +447,9 @@ def test_model_version(pg: str, ch_client: Any) -> None:
 
 
 # -------------------------------------------------------------------------------------------------
-# ClickHouse sources (events.md 21-24)
+# ClickHouse sources (docs/sources.md 21-24)
 # -------------------------------------------------------------------------------------------------
+
 
 def test_downloads(pg: str, ch_client: Any, ch: dict[str, str], ch_db: str) -> None:
     insert_scenario("modelVersionEvents", pg, ch_client, ch)
@@ -434,10 +467,10 @@ def test_jobs(pg: str, ch_client: Any, ch: dict[str, str], ch_db: str) -> None:
     assert expected(pg, ch_client, "jobs", ch_tables=ch, lookup_db=ch_db) == {
         ("ModelVersion", 600, "generationCount"): (2, 2),
         ("ModelVersion", 601, "generationCount"): (1, 1),
-        ("ModelVersion", 610, "generationCount"): (3, 3),     # j1, j4, j9
+        ("ModelVersion", 610, "generationCount"): (3, 3),  # j1, j4, j9
         ("ModelVersion", 9999, "generationCount"): (1, 1),
-        ("Model", 60, "generationCount"): (3, 3),             # j1 x2, j2
-        ("Model", 61, "generationCount"): (3, 3),             # j1, j4, j9
+        ("Model", 60, "generationCount"): (3, 3),  # j1 x2, j2
+        ("Model", 61, "generationCount"): (3, 3),  # j1, j4, j9
         ("Image", 100, "remixCount"): (1, 1),
         ("Image", 101, "remixCount"): (1, 1),
         ("Image", 777, "remixCount"): (1, 1),
@@ -450,7 +483,7 @@ def test_jobs_blobs_value(pg: str, ch_client: Any, ch: dict[str, str], ch_db: st
     # g = if(blobsCount > 0, blobsCount, 1): j1 4, j2 1, j3 2, j4 3, j9 1
     fill_jobs(ch_client, ch)
     assert expected(pg, ch_client, "jobs", ch_tables=ch, lookup_db=ch_db, generation_value="blobs") == {
-        ("ModelVersion", 600, "generationCount"): (8, 2),     # j1: 2 elements x 4
+        ("ModelVersion", 600, "generationCount"): (8, 2),  # j1: 2 elements x 4
         ("ModelVersion", 601, "generationCount"): (1, 1),
         ("ModelVersion", 610, "generationCount"): (4 + 3 + 1, 3),
         ("ModelVersion", 9999, "generationCount"): (1, 1),
@@ -466,13 +499,19 @@ def test_jobs_blobs_value(pg: str, ch_client: Any, ch: dict[str, str], ch_db: st
 
 def test_earnings_sept_2025_path(pg: str, ch_client: Any, ch: dict[str, str], ch_db: str) -> None:
     fill_buzz_resource_compensation(ch_client, ch)
-    assert expected(pg, ch_client, "buzz_resource_compensation", ch_tables=ch, lookup_db=ch_db,
-                    earnings_source="buzz_resource_compensation") == {
+    assert expected(
+        pg,
+        ch_client,
+        "buzz_resource_compensation",
+        ch_tables=ch,
+        lookup_db=ch_db,
+        earnings_source="buzz_resource_compensation",
+    ) == {
         ("ModelVersion", 600, "earnedAmount"): (10 + 3, 2),
         ("ModelVersion", 601, "earnedAmount"): (5, 1),
         ("ModelVersion", 610, "earnedAmount"): (7 + 0, 2),
         ("ModelVersion", 9999, "earnedAmount"): (4, 1),
-        ("Model", 60, "earnedAmount"): ((10 + 5) + 3, 2),   # one line per (day, model)
+        ("Model", 60, "earnedAmount"): ((10 + 5) + 3, 2),  # one line per (day, model)
         ("Model", 61, "earnedAmount"): (7 + 0, 2),
     }
 
@@ -494,8 +533,7 @@ def test_earnings_split(pg: str, ch_client: Any, ch: dict[str, str], ch_db: str)
     # split:2025-05-02 = Sept-2025 path for 2025-05-01, today's path from 2025-05-02 on
     fill_buzz_resource_compensation(ch_client, ch)
     fill_resource_compensations(ch_client, ch)
-    assert expected(pg, ch_client, "earnings", ch_tables=ch, lookup_db=ch_db,
-                    earnings_source="split:2025-05-02") == {
+    assert expected(pg, ch_client, "earnings", ch_tables=ch, lookup_db=ch_db, earnings_source="split:2025-05-02") == {
         ("ModelVersion", 600, "earnedAmount"): (10 + 2, 2),
         ("ModelVersion", 601, "earnedAmount"): (5 + 2, 2),
         ("ModelVersion", 610, "earnedAmount"): (7 + 1, 2),
@@ -512,8 +550,8 @@ def test_earnings_need_cutoff_date(pg: str, ch_client: Any, ch: dict[str, str], 
 
 def test_load_lookups_batches_and_replaces(pg: str, ch_client: Any, ch_db: str) -> None:
     with psycopg.connect(pg) as conn:
-        load_lookups(conn, ch_client, ch_db, batch_bytes=8)   # tiny batches: one insert per line or so
-        load_lookups(conn, ch_client, ch_db)                  # re-run replaces, never duplicates
+        load_lookups(conn, ch_client, ch_db, batch_bytes=8)  # tiny batches: one insert per line or so
+        load_lookups(conn, ch_client, ch_db)  # re-run replaces, never duplicates
     versions = ch_client.query(f"SELECT id, modelId FROM {ch_db}.pg_model_version ORDER BY id").result_rows
     images = ch_client.query(f"SELECT id, userId FROM {ch_db}.pg_image ORDER BY id").result_rows
     assert [tuple(r) for r in versions] == [(600, 60), (601, 60), (610, 61)]

@@ -25,10 +25,10 @@ from sourcedata import pg_exec
 from totals import Totals, assert_exact
 
 from metric_backfill import RunResult
-from metric_backfill._cli import cli as command
-from metric_backfill._embedded import EmbeddedPostgres, chdb_dsn
-from metric_backfill._postgres import CopyStream
-from metric_backfill._stage import ChunkStager
+from metric_backfill.cli._commands import cli as command
+from metric_backfill.demo._embedded import EmbeddedPostgres, chdb_dsn
+from metric_backfill.backends._postgres import CopyStream
+from metric_backfill.engine._stage import ChunkStager
 
 EMBEDDED = not os.environ.get("METRIC_BACKFILL_TEST_CLICKHOUSE_URL")
 
@@ -41,14 +41,22 @@ def terminate(pg: str, where: str) -> int:
 
 def snapshot_ids(ch_client: Any, ch_db: str, run_id: str) -> list[str]:
     import json
-    manifest = ch_client.query(f"SELECT manifest FROM {ch_db}_state.runs FINAL WHERE run_id = {{r:String}}",
-                               parameters={"r": run_id}).result_rows[0][0]
+
+    manifest = ch_client.query(
+        f"SELECT manifest FROM {ch_db}_state.runs FINAL WHERE run_id = {{r:String}}", parameters={"r": run_id}
+    ).result_rows[0][0]
     return list(json.loads(manifest)["snapshot_ids"])
 
 
 def test_a_backend_terminated_between_copy_and_commit_is_retried(
-        world: Totals, engine: Callable[..., RunResult], target: Callable[[str], str], ch_client: Any, pg: str,
-        ch_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    world: Totals,
+    engine: Callable[..., RunResult],
+    target: Callable[[str], str],
+    ch_client: Any,
+    pg: str,
+    ch_db: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     table = target("events")
     killed: list[int] = []
     lock = threading.Lock()
@@ -56,8 +64,9 @@ def test_a_backend_terminated_between_copy_and_commit_is_retried(
     def copy_then_die(self: CopyStream) -> Any:
         with self._snap.transaction(self._conn) as conn:
             cur = conn.cursor()
-            with cur.copy(psycopg.sql.SQL("COPY ({}) TO STDOUT").format(psycopg.sql.SQL(self._query)),
-                          self._params) as cp:
+            with cur.copy(
+                psycopg.sql.SQL("COPY ({}) TO STDOUT").format(psycopg.sql.SQL(self._query)), self._params
+            ) as cp:
                 yield from cp
             self.rows = cur.rowcount
             with lock:
@@ -71,16 +80,27 @@ def test_a_backend_terminated_between_copy_and_commit_is_retried(
 
 
 def test_a_terminated_snapshot_holder_continues_under_a_new_snapshot(
-        world: Totals, engine: Callable[..., RunResult], target: Callable[[str], str], ch_client: Any, pg: str,
-        ch_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    world: Totals,
+    engine: Callable[..., RunResult],
+    target: Callable[[str], str],
+    ch_client: Any,
+    pg: str,
+    ch_db: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     table = target("events")
     real = ChunkStager.stage
     done: list[int] = []
 
     def stage(self: ChunkStager, sp: Any, chunk: Any, attempt: int) -> int:
         if not done:
-            done.append(terminate(pg, "application_name = 'metric-backfill' AND state = 'idle in transaction' "
-                                      "AND backend_xid IS NULL AND query LIKE '%pg_export_snapshot%'"))
+            done.append(
+                terminate(
+                    pg,
+                    "application_name = 'metric-backfill' AND state = 'idle in transaction' "
+                    "AND backend_xid IS NULL AND query LIKE '%pg_export_snapshot%'",
+                )
+            )
         return real(self, sp, chunk, attempt)
 
     monkeypatch.setattr(ChunkStager, "stage", stage)
@@ -91,8 +111,14 @@ def test_a_terminated_snapshot_holder_continues_under_a_new_snapshot(
 
 
 def test_a_postgres_restart_during_the_run_is_retried(
-        world: Totals, engine: Callable[..., RunResult], target: Callable[[str], str], ch_client: Any,
-        pg_server: EmbeddedPostgres, ch_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    world: Totals,
+    engine: Callable[..., RunResult],
+    target: Callable[[str], str],
+    ch_client: Any,
+    pg_server: EmbeddedPostgres,
+    ch_db: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     table = target("events")
     real = ChunkStager.stage
     restarted: list[bool] = []
@@ -111,8 +137,14 @@ def test_a_postgres_restart_during_the_run_is_retried(
 
 
 def test_a_server_wide_idle_in_transaction_timeout_does_not_end_the_snapshot(
-        world: Totals, engine: Callable[..., RunResult], target: Callable[[str], str], ch_client: Any, pg: str,
-        ch_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    world: Totals,
+    engine: Callable[..., RunResult],
+    target: Callable[[str], str],
+    ch_client: Any,
+    pg: str,
+    ch_db: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     table = target("events")
     pg_exec(pg, f"ALTER DATABASE {pg.rsplit('/', 1)[1]} SET idle_in_transaction_session_timeout = '300ms'")
     real = ChunkStager.stage
@@ -131,8 +163,13 @@ def test_a_server_wide_idle_in_transaction_timeout_does_not_end_the_snapshot(
 
 
 def test_a_recovery_conflict_on_a_standby_is_retried(
-        world: Totals, engine: Callable[..., RunResult], target: Callable[[str], str], ch_client: Any,
-        ch_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    world: Totals,
+    engine: Callable[..., RunResult],
+    target: Callable[[str], str],
+    ch_client: Any,
+    ch_db: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     table = target("events")
     real = psycopg.Cursor.copy
     raised: list[int] = []
@@ -167,12 +204,26 @@ def locked(pg: str) -> Any:
 
 
 def _run_args(pg: str, ch_dsn: str, ch_db: str) -> list[str]:
-    return ["run", "--pg", pg, "--clickhouse", ch_dsn, "--cutoff", "2025-06-01 00:00:00",
-            "--table", f"{ch_db}.entityMetricEvents", "--state-db", f"{ch_db}_state", "--sources", "ImageReaction"]
+    return [
+        "run",
+        "--pg",
+        pg,
+        "--clickhouse",
+        ch_dsn,
+        "--cutoff",
+        "2025-06-01 00:00:00",
+        "--table",
+        f"{ch_db}.entityMetricEvents",
+        "--state-db",
+        f"{ch_db}_state",
+        "--sources",
+        "ImageReaction",
+    ]
 
 
-def test_a_locked_table_is_reported_with_the_fix_not_waited_on(pg: str, ch: Any, ch_dsn: str, ch_db: str,
-                                                              locked: Any) -> None:
+def test_a_locked_table_is_reported_with_the_fix_not_waited_on(
+    pg: str, ch: Any, ch_dsn: str, ch_db: str, locked: Any
+) -> None:
 
     t0 = time.monotonic()
     result = CliRunner().invoke(command, [*_run_args(pg, ch_dsn, ch_db), "--pg-lock-timeout", "1"])
@@ -184,8 +235,9 @@ def test_a_locked_table_is_reported_with_the_fix_not_waited_on(pg: str, ch: Any,
 
 @pytest.mark.skipif(not EMBEDDED, reason="drives the CLI as a process on an embedded engine of its own")
 def test_ctrl_c_stops_within_seconds_while_waiting_for_a_lock(pg: str, tmp_path: Path, locked: Any) -> None:
-    proc = subprocess.Popen(mb(*_run_args(pg, chdb_dsn(tmp_path / "ch"), "x")),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        mb(*_run_args(pg, chdb_dsn(tmp_path / "ch"), "x")), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     time.sleep(4)  # the plan waits for the lock
     assert proc.poll() is None
     t0 = time.monotonic()
@@ -199,13 +251,23 @@ def test_ctrl_c_stops_within_seconds_while_waiting_for_a_lock(pg: str, tmp_path:
 @pytest.mark.skipif(not EMBEDDED, reason="the embedded engine's one-process rule")
 def test_a_second_process_on_one_embedded_engine_is_refused_at_once(pg: str, tmp_path: Path) -> None:
     path = tmp_path / "ch"
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time, clickhouse_connect; "
-                               f"c = clickhouse_connect.get_client(dsn={chdb_dsn(path)!r}); c.query('SELECT 1'); "
-                               "print('ready', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time, clickhouse_connect; "
+            f"c = clickhouse_connect.get_client(dsn={chdb_dsn(path)!r}); c.query('SELECT 1'); "
+            "print('ready', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
-        for args in (["run", "--pg", pg, "--cutoff", "2025-06-01 00:00:00"], ["run", "--pg", pg, "--cutoff",
-                     "2025-06-01 00:00:00", "--run-id", "r", "--worker", "1/2"]):
+        for args in (
+            ["run", "--pg", pg, "--cutoff", "2025-06-01 00:00:00"],
+            ["run", "--pg", pg, "--cutoff", "2025-06-01 00:00:00", "--run-id", "r", "--worker", "1/2"],
+        ):
             t0 = time.monotonic()
             done = subprocess.run(mb(*args, "--clickhouse", chdb_dsn(path)), capture_output=True, text=True, timeout=60)
             assert time.monotonic() - t0 < 20
@@ -220,12 +282,28 @@ def test_a_second_process_on_one_embedded_engine_is_refused_at_once(pg: str, tmp
 
 # -- secrets in every spelling --------------------------------------------------------------------
 
-HOSTILE = ["p%w", "p'w", 'p"w', "p\\w", "p:w", "p/w", "p?w", "p#w", "p&w", "p=w", "p;w", "p@w", "p w",
-           "%41%42%", "all % ' \" \\ : / ? # & = ; @ of them"]
+HOSTILE = [
+    "p%w",
+    "p'w",
+    'p"w',
+    "p\\w",
+    "p:w",
+    "p/w",
+    "p?w",
+    "p#w",
+    "p&w",
+    "p=w",
+    "p;w",
+    "p@w",
+    "p w",
+    "%41%42%",
+    "all % ' \" \\ : / ? # & = ; @ of them",
+]
 
 
 def _spellings(pw: str) -> set[str]:
     from urllib.parse import quote_plus, unquote
+
     return {s for s in (pw, quote(pw, safe=""), quote_plus(pw), unquote(pw)) if len(s) >= 3}
 
 
@@ -235,13 +313,42 @@ def test_no_spelling_of_a_hostile_password_reaches_any_message(pw: str, tmp_path
     runner = CliRunner()
     attempts = [
         # raw in the URL, percent-encoded in the URL, through the environment; refused connections
-        ["run", "--pg", f"postgresql://u:{pw}@127.0.0.1:1/db", "--clickhouse", ch_dsn, "--cutoff", "2025-06-01 00:00:00"],
-        ["run", "--pg", f"postgresql://u:{quote(pw, safe='')}@127.0.0.1:1/db", "--clickhouse", ch_dsn,
-         "--cutoff", "2025-06-01 00:00:00"],
-        ["run", "--clickhouse", f"http://default:{pw}@127.0.0.1:1/default", "--pg", "postgresql://u@127.0.0.1:1/db",
-         "--cutoff", "2025-06-01 00:00:00"],
-        ["run", "--clickhouse", f"http://default:{quote(pw, safe='')}@127.0.0.1:1/default",
-         "--pg", "postgresql://u@127.0.0.1:1/db", "--cutoff", "2025-06-01 00:00:00"],
+        [
+            "run",
+            "--pg",
+            f"postgresql://u:{pw}@127.0.0.1:1/db",
+            "--clickhouse",
+            ch_dsn,
+            "--cutoff",
+            "2025-06-01 00:00:00",
+        ],
+        [
+            "run",
+            "--pg",
+            f"postgresql://u:{quote(pw, safe='')}@127.0.0.1:1/db",
+            "--clickhouse",
+            ch_dsn,
+            "--cutoff",
+            "2025-06-01 00:00:00",
+        ],
+        [
+            "run",
+            "--clickhouse",
+            f"http://default:{pw}@127.0.0.1:1/default",
+            "--pg",
+            "postgresql://u@127.0.0.1:1/db",
+            "--cutoff",
+            "2025-06-01 00:00:00",
+        ],
+        [
+            "run",
+            "--clickhouse",
+            f"http://default:{quote(pw, safe='')}@127.0.0.1:1/default",
+            "--pg",
+            "postgresql://u@127.0.0.1:1/db",
+            "--cutoff",
+            "2025-06-01 00:00:00",
+        ],
         ["status", "--clickhouse", f"https://default:{quote(pw, safe='')}@127.0.0.1:9440/default"],
     ]
     for args in attempts:
@@ -250,16 +357,19 @@ def test_no_spelling_of_a_hostile_password_reaches_any_message(pw: str, tmp_path
         assert result.exit_code in (2, 3), text
         for s in _spellings(pw):
             assert s not in text, (args, text)
-    env = {"METRIC_BACKFILL_PG_URL": f"postgresql://u:{quote(pw, safe='')}@127.0.0.1:1/db",
-           "METRIC_BACKFILL_CLICKHOUSE_URL": ch_dsn}
+    env = {
+        "METRIC_BACKFILL_PG_URL": f"postgresql://u:{quote(pw, safe='')}@127.0.0.1:1/db",
+        "METRIC_BACKFILL_CLICKHOUSE_URL": ch_dsn,
+    }
     result = runner.invoke(command, ["run", "--cutoff", "2025-06-01 00:00:00"], env=env)
     assert result.exit_code == 3
     for s in _spellings(pw):
         assert s not in result.output + result.stderr
 
 
-def test_a_real_password_with_every_hostile_character_connects_and_never_shows(tmp_path: Path, ch_dsn: str,
-                                                                               ch_client: Any, ch_db: str) -> None:
+def test_a_real_password_with_every_hostile_character_connects_and_never_shows(
+    tmp_path: Path, ch_dsn: str, ch_client: Any, ch_db: str
+) -> None:
 
     pw = "all % ' \" \\ : / ? # & = ; @ of them"
     server = EmbeddedPostgres(tmp_path / "pg", password=pw).start()
@@ -271,12 +381,35 @@ def test_a_real_password_with_every_hostile_character_connects_and_never_shows(t
             conn.execute('CREATE TABLE "BuzzTip" ("entityType" text)')
         ok = CliRunner().invoke(command, ["plan", "--pg", base + "/site", "--format", "json"])
         assert ok.exit_code == 0
-        wrong = CliRunner().invoke(command, ["run", "--pg", base.replace(quote(pw, safe=""), quote(pw[:-1], safe=""))
-                                             + "/site", "--clickhouse", ch_dsn, "--cutoff", "2025-06-01 00:00:00",
-                                             "--state-db", f"{ch_db}_state"])
+        wrong = CliRunner().invoke(
+            command,
+            [
+                "run",
+                "--pg",
+                base.replace(quote(pw, safe=""), quote(pw[:-1], safe="")) + "/site",
+                "--clickhouse",
+                ch_dsn,
+                "--cutoff",
+                "2025-06-01 00:00:00",
+                "--state-db",
+                f"{ch_db}_state",
+            ],
+        )
         assert wrong.exit_code == 2 and "refused the credentials" in wrong.stderr
-        missing = CliRunner().invoke(command, ["run", "--pg", base + "/nope", "--clickhouse", ch_dsn,
-                                               "--cutoff", "2025-06-01 00:00:00", "--state-db", f"{ch_db}_state"])
+        missing = CliRunner().invoke(
+            command,
+            [
+                "run",
+                "--pg",
+                base + "/nope",
+                "--clickhouse",
+                ch_dsn,
+                "--cutoff",
+                "2025-06-01 00:00:00",
+                "--state-db",
+                f"{ch_db}_state",
+            ],
+        )
         assert missing.exit_code == 2 and "check the database name" in missing.stderr
         for result in (ok, wrong, missing):
             for s in _spellings(pw) | _spellings(pw[:-1]):

@@ -23,9 +23,9 @@ from sourcedata import CUTOFF, CUTOFF_DATE, pg_exec
 from totals import TARGETS, expected_totals, rollup_ddl, rollup_totals, table_totals
 
 from metric_backfill import RunConfig, RunResult, run
-from metric_backfill._clickhouse import ClickHouse
-from metric_backfill._state import StateStore
-from metric_backfill._target import target_ddl
+from metric_backfill.backends._clickhouse import ClickHouse
+from metric_backfill.engine._state import StateStore
+from metric_backfill.engine._target import target_ddl
 
 BEFORE = CUTOFF - timedelta(days=20)
 TODAY = datetime(2026, 1, 1)
@@ -39,8 +39,19 @@ def at(day: int, second: int = 0) -> datetime:
 
 def build_world(pg: str, live: LivePipeline) -> None:
     """Rows created before the cutoff (no live events: the pipeline was not there yet)."""
-    for i, (image, user, reaction) in enumerate([(100, 1, "Like"), (100, 2, "Like"), (100, 3, "Heart"), (101, 1, "Like"),
-                                                 (101, 4, "Cry"), (102, 5, "Like"), (100, 6, "Like"), (101, 7, "Like")], 1):
+    for i, (image, user, reaction) in enumerate(
+        [
+            (100, 1, "Like"),
+            (100, 2, "Like"),
+            (100, 3, "Heart"),
+            (101, 1, "Like"),
+            (101, 4, "Cry"),
+            (102, 5, "Like"),
+            (100, 6, "Like"),
+            (101, 7, "Like"),
+        ],
+        1,
+    ):
         live.add_reaction(i, image, user, reaction, BEFORE + timedelta(minutes=i))
     for user, target, kind in [(1, 2, "Follow"), (3, 2, "Follow"), (4, 2, "Hide"), (5, 3, "Follow")]:
         live.add_engagement(user, target, kind, BEFORE)
@@ -50,7 +61,9 @@ def build_world(pg: str, live: LivePipeline) -> None:
     pg_exec(pg, 'INSERT INTO "Thread" ("id", "postId") VALUES (1, 10)')
     live.add_comment(1, 1, 10, 2, BEFORE)
     live.add_comment(2, 1, 10, 3, BEFORE)
-    pg_exec(pg, f"""
+    pg_exec(
+        pg,
+        f"""
         INSERT INTO "ResourceReview" ("id", "modelId", "modelVersionId", "rating", "recommended", "userId", "createdAt",
                                       "updatedAt", "exclude") VALUES
             (1, 60, 600, 5, true, 2, '{BEFORE}', '{BEFORE}', false),
@@ -60,7 +73,8 @@ def build_world(pg: str, live: LivePipeline) -> None:
                                         "awardedToId", "currency") VALUES
             (30, 1, 100, '{BEFORE}', '{BEFORE}', NULL, NULL, 'BUZZ'),
             (30, 2, 50, '{BEFORE}', '{BEFORE}', '{BEFORE}', 40, 'BUZZ'),
-            (31, 3, 20, '{BEFORE}', '{BEFORE}', NULL, NULL, 'BUZZ');""")
+            (31, 3, 20, '{BEFORE}', '{BEFORE}', NULL, NULL, 'BUZZ');""",
+    )
 
 
 def live_changes(live: LivePipeline) -> None:
@@ -69,24 +83,26 @@ def live_changes(live: LivePipeline) -> None:
     live.delete_reaction(4, at(1, 1))
     live.add_reaction(21, 102, 8, "Heart", at(2))
     live.add_reaction(22, 100, 9, "Like", at(2, 1))
-    live.delete_reaction(22, at(3))            # created and deleted after the cutoff: nets to nothing
+    live.delete_reaction(22, at(3))  # created and deleted after the cutoff: nets to nothing
     live.delete_engagement(1, 2, at(4))
     live.add_engagement(6, 2, "Follow", at(4, 1))
     live.delete_item(1, at(5))
     live.add_item(4, 71, 102, None, 5, at(5, 1))
     live.delete_comment(1, 10, at(6))
     live.add_comment(3, 1, 10, 4, at(6, 1))
-    live.flip_review(1, at(7))                 # up → down
-    live.flip_review(2, at(7, 1))              # down → up → down
+    live.flip_review(1, at(7))  # up → down
+    live.flip_review(2, at(7, 1))  # down → up → down
     live.flip_review(2, at(7, 2))
-    live.change_amount(30, 2, 80, at(8))       # awarded before the cutoff, re-priced after
-    live.award(30, 1, 41, at(8, 5))            # awarded after the cutoff
+    live.change_amount(30, 2, 80, at(8))  # awarded before the cutoff, re-priced after
+    live.award(30, 1, 41, at(8, 5))  # awarded after the cutoff
     live.change_amount(31, 3, 25, at(8, 10))
 
 
 def user_keys(ch_client: Any, table: str, *, final: bool = False) -> dict[UserKey, int]:
-    rows = ch_client.query(f"SELECT entityType, entityId, metricType, userId, sum(metricValue) FROM {table}"
-                           f"{' FINAL' if final else ''} GROUP BY ALL").result_rows
+    rows = ch_client.query(
+        f"SELECT entityType, entityId, metricType, userId, sum(metricValue) FROM {table}"
+        f"{' FINAL' if final else ''} GROUP BY ALL"
+    ).result_rows
     return {(r[0], int(r[1]), r[2], int(r[3])): int(r[4]) for r in rows if int(r[4]) != 0}
 
 
@@ -97,13 +113,25 @@ def nonzero(d: dict[Any, int]) -> dict[Any, int]:
 @pytest.fixture()
 def replay(pg: str, ch: dict[str, str], ch_client: Any, ch_dsn: str, ch_db: str) -> Callable[..., dict[UserKey, int]]:
     """The replay of today's rows, per user key (a plain run with a cutoff after every change)."""
+
     def go(cutoff: datetime = TODAY) -> dict[UserKey, int]:
         table = f"{ch_db}_replay.events"
         ch_client.command(f"DROP DATABASE IF EXISTS {ch_db}_replay SYNC")
         ch_client.command(f"CREATE DATABASE {ch_db}_replay")
-        run(RunConfig(pg_url=pg, clickhouse_url=ch_dsn, cutoff=cutoff, table=table, earnings_table=table,
-                      state_database=f"{ch_db}_replay", ch_tables=dict(ch), sources=SOURCES))
+        run(
+            RunConfig(
+                pg_url=pg,
+                clickhouse_url=ch_dsn,
+                cutoff=cutoff,
+                table=table,
+                earnings_table=table,
+                state_database=f"{ch_db}_replay",
+                ch_tables=dict(ch),
+                sources=SOURCES,
+            )
+        )
         return user_keys(ch_client, table)
+
     yield go
     ch_client.command(f"DROP DATABASE IF EXISTS {ch_db}_replay SYNC")
 
@@ -118,8 +146,14 @@ def make_target(ch_client: Any, ch_db: str, shape: str, name: str) -> str:
 
 @pytest.mark.parametrize("shape", ["events", "month"])
 def test_net_against_live_makes_every_key_the_replay_of_todays_rows_and_a_plain_run_is_off_by_the_gap(
-        shape: str, pg: str, ch: dict[str, str], ch_client: Any, ch_db: str, engine: Callable[..., RunResult],
-        replay: Callable[[], dict[UserKey, int]]) -> None:
+    shape: str,
+    pg: str,
+    ch: dict[str, str],
+    ch_client: Any,
+    ch_db: str,
+    engine: Callable[..., RunResult],
+    replay: Callable[[], dict[UserKey, int]],
+) -> None:
     netted = make_target(ch_client, ch_db, shape, TARGETS[shape][0])
     plain = f"{ch_db}.plain"
     ch_client.command(target_ddl(shape, plain))
@@ -127,7 +161,9 @@ def test_net_against_live_makes_every_key_the_replay_of_todays_rows_and_a_plain_
     live = LivePipeline(pg, ch_client, netted, CUTOFF, version=version)
     build_world(pg, live)
     live_changes(live)
-    ch_client.command(f"INSERT INTO {plain} SELECT * FROM {netted}", settings={"async_insert": 0})  # the same live events
+    ch_client.command(
+        f"INSERT INTO {plain} SELECT * FROM {netted}", settings={"async_insert": 0}
+    )  # the same live events
     assert live.gap and any(v < 0 for v in live.gap.values()) and any(v > 0 for v in live.gap.values())
 
     result = engine(table=netted, earnings_table=netted, sources=SOURCES, net_against_live=True)
@@ -156,10 +192,10 @@ def test_net_against_live_makes_every_key_the_replay_of_todays_rows_and_a_plain_
 
 
 def test_net_against_live_while_the_live_pipeline_keeps_writing(
-        pg: str, ch: dict[str, str], ch_client: Any, ch_db: str, ch_dsn: str,
-        replay: Callable[[], dict[UserKey, int]]) -> None:
+    pg: str, ch: dict[str, str], ch_client: Any, ch_db: str, ch_dsn: str, replay: Callable[[], dict[UserKey, int]]
+) -> None:
     """The live pipeline changes rows and writes events while the run stages and publishes."""
-    from metric_backfill._run import SilentReporter
+    from metric_backfill.engine._run import SilentReporter
 
     table = make_target(ch_client, ch_db, "events", "entityMetricEvents")
     live = LivePipeline(pg, ch_client, table, CUTOFF)
@@ -189,9 +225,20 @@ def test_net_against_live_while_the_live_pipeline_keeps_writing(
         def planned(self, plan: Any, todo: Any) -> None:
             writer.start()  # after the snapshot: its changes are the live pipeline's alone
 
-    cfg = RunConfig(pg_url=pg, clickhouse_url=ch_dsn, cutoff=CUTOFF, earnings_cutoff_date=CUTOFF_DATE, table=table,
-                    earnings_table=table, state_database=f"{ch_db}_state", ch_tables=dict(ch), sources=SOURCES,
-                    net_against_live=True, chunk_rows=3, publish_slice_rows=5)
+    cfg = RunConfig(
+        pg_url=pg,
+        clickhouse_url=ch_dsn,
+        cutoff=CUTOFF,
+        earnings_cutoff_date=CUTOFF_DATE,
+        table=table,
+        earnings_table=table,
+        state_database=f"{ch_db}_state",
+        ch_tables=dict(ch),
+        sources=SOURCES,
+        net_against_live=True,
+        chunk_rows=3,
+        publish_slice_rows=5,
+    )
     try:
         run(cfg, reporter=StartsTheLivePipeline())
     finally:
@@ -208,4 +255,5 @@ def test_net_against_live_while_the_live_pipeline_keeps_writing(
 
 def ch_client_dsn(ch_client: Any) -> str:
     import os
+
     return os.environ.get("METRIC_BACKFILL_TEST_CLICKHOUSE_URL") or f"chdb://{ch_client.path}"

@@ -1,7 +1,7 @@
 """Exactly once, resumable, concurrent, fenced: the run against injected failures (in-process).
 
 Every test backfills the shared hand-made scenarios (sourcedata.py) into a target that carries the
-site's insert-fired summing rollup (spec/clickhouse.sql), and checks the exact totals both in the
+site's insert-fired summing rollup (demo/sql/clickhouse.sql), and checks the exact totals both in the
 target and in the rollup against the independent expected totals — a rollup counts every inserted
 row forever, so it is where a double insert would show. Failures are injected with test doubles
 around the network calls; the databases are real. Crashes of a whole process (kill -9) are in
@@ -19,22 +19,27 @@ import pytest
 from click.testing import CliRunner
 from sourcedata import CUTOFF, B, B2, insert_scenario, pg_exec, ts
 
-from metric_backfill import (ConfigError, OverlapError, RunResult, SourceError, TransientError,
-                             publish_run)
-from metric_backfill._cli import cli
-from metric_backfill._embedded import EmbeddedPostgres
-from metric_backfill._postgres import Postgres
-from metric_backfill._run import Worker
-from metric_backfill._stage import ChunkStager
-from metric_backfill._state import StateStore
-from metric_backfill._clickhouse import ClickHouse
+from metric_backfill import ConfigError, OverlapError, RunResult, SourceError, TransientError, publish_run
+from metric_backfill.cli._commands import cli
+from metric_backfill.demo._embedded import EmbeddedPostgres
+from metric_backfill.backends._postgres import Postgres
+from metric_backfill.engine._run import Worker
+from metric_backfill.engine._stage import ChunkStager
+from metric_backfill.engine._state import StateStore
+from metric_backfill.backends._clickhouse import ClickHouse
 from totals import Totals, assert_exact, expected_totals, rollup_totals, table_totals
 
 # -- stage, publish, publish again ----------------------------------------------------------------
 
+
 def test_stage_only_then_publish_twice_then_the_same_command_again(
-        world: Totals, engine: Callable[..., RunResult], target: Callable[[str], str], ch_client: Any,
-        ch_dsn: str, ch_db: str) -> None:
+    world: Totals,
+    engine: Callable[..., RunResult],
+    target: Callable[[str], str],
+    ch_client: Any,
+    ch_dsn: str,
+    ch_db: str,
+) -> None:
     table = target("events")
     staged = engine(run_kw={"stage_only": True}, chunk_rows=2, publish_slice_rows=7)
     assert staged.status == "staged"
@@ -47,13 +52,14 @@ def test_stage_only_then_publish_twice_then_the_same_command_again(
     assert publish_run(ch_dsn, staged.run_id, state_database=f"{ch_db}_state") == 0
     assert_exact(ch_client, ch_db, table, world)
 
-    again = engine(chunk_rows=2, publish_slice_rows=7)   # the same command (tuning knobs aside)
+    again = engine(chunk_rows=2, publish_slice_rows=7)  # the same command (tuning knobs aside)
     assert again.run_id == staged.run_id and again.status == "published" and again.published_rows == 0
     assert_exact(ch_client, ch_db, table, world)
 
 
-def test_publish_of_an_unknown_or_unstaged_run_is_refused(world: Totals, engine: Callable[..., RunResult],
-                                                          ch_dsn: str, ch_db: str) -> None:
+def test_publish_of_an_unknown_or_unstaged_run_is_refused(
+    world: Totals, engine: Callable[..., RunResult], ch_dsn: str, ch_db: str
+) -> None:
     with pytest.raises(ConfigError, match="unknown run 'nope'"):
         publish_run(ch_dsn, "nope", state_database=f"{ch_db}_state")
 
@@ -69,36 +75,60 @@ INSERT INTO "ImageReaction" ("id", "imageId", "userId", "reaction", "createdAt",
 
 
 def test_month_shape_pre_aggregates_keys_across_chunks_and_writes_the_version(
-        pg: str, ch: dict[str, str], engine: Callable[..., RunResult], target: Callable[[str], str],
-        ch_client: Any, ch_db: str) -> None:
+    pg: str,
+    ch: dict[str, str],
+    engine: Callable[..., RunResult],
+    target: Callable[[str], str],
+    ch_client: Any,
+    ch_db: str,
+) -> None:
     pg_exec(pg, COLLIDING)
     table = target("month")
     # One row per chunk: the two colliding reactions are staged by different chunks (T4).
     engine(table=table, sources=("ImageReaction",), chunk_rows=1, backfill_version=7)
-    rows = ch_client.query(f"SELECT entityId, userId, metricType, metricValue, toString(createdAt), version FROM {table} "
-                           "WHERE entityType = 'Post' ORDER BY ALL").result_rows
-    assert rows == [(10, 5, "Like", 2, "2025-05-01 10:00:00", 7), (10, 5, "reactionCount", 2, "2025-05-01 10:00:00", 7),
-                    (10, 6, "Like", 1, "2025-05-01 10:00:01", 7), (10, 6, "reactionCount", 1, "2025-05-01 10:00:01", 7)]
+    rows = ch_client.query(
+        f"SELECT entityId, userId, metricType, metricValue, toString(createdAt), version FROM {table} "
+        "WHERE entityType = 'Post' ORDER BY ALL"
+    ).result_rows
+    assert rows == [
+        (10, 5, "Like", 2, "2025-05-01 10:00:00", 7),
+        (10, 5, "reactionCount", 2, "2025-05-01 10:00:00", 7),
+        (10, 6, "Like", 1, "2025-05-01 10:00:01", 7),
+        (10, 6, "reactionCount", 1, "2025-05-01 10:00:01", 7),
+    ]
     want = expected_totals(pg, ch_client, ch, ch_db, sources=("ImageReaction",))
     assert want[("Post", 10, "Like")] == 3
     assert_exact(ch_client, ch_db, table, want, "month")
 
 
 def test_new_shape_truncates_to_seconds_keeps_every_row_and_writes_the_default_version(
-        pg: str, ch: dict[str, str], engine: Callable[..., RunResult], ch_client: Any, ch_db: str) -> None:
+    pg: str, ch: dict[str, str], engine: Callable[..., RunResult], ch_client: Any, ch_db: str
+) -> None:
     pg_exec(pg, COLLIDING)
     table = f"{ch_db}.entityMetricEvents_new"
     engine(table=table, target_shape="new", sources=("ImageReaction",))
-    rows = ch_client.query(f"SELECT userId, metricValue, toString(createdAt), version FROM {table} "
-                           "WHERE entityType = 'Post' AND metricType = 'Like' ORDER BY ALL").result_rows
-    assert rows == [(5, 1, "2025-05-01 10:00:00", 5), (5, 1, "2025-05-01 10:00:00", 5), (6, 1, "2025-05-01 10:00:01", 5)]
+    rows = ch_client.query(
+        f"SELECT userId, metricValue, toString(createdAt), version FROM {table} "
+        "WHERE entityType = 'Post' AND metricType = 'Like' ORDER BY ALL"
+    ).result_rows
+    assert rows == [
+        (5, 1, "2025-05-01 10:00:00", 5),
+        (5, 1, "2025-05-01 10:00:00", 5),
+        (6, 1, "2025-05-01 10:00:01", 5),
+    ]
 
 
 # -- failures ------------------------------------------------------------------------------------
 
+
 def test_a_transient_failure_in_the_middle_of_an_insert_is_retried_without_double_counting(
-        world: Totals, engine: Callable[..., RunResult], target: Callable[[str], str], ch_client: Any,
-        ch_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    world: Totals,
+    engine: Callable[..., RunResult],
+    target: Callable[[str], str],
+    ch_client: Any,
+    ch_db: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     table = target("events")
     real = ChunkStager._stage_pg
     failed: list[int] = []
@@ -106,15 +136,31 @@ def test_a_transient_failure_in_the_middle_of_an_insert_is_retried_without_doubl
     def flaky(self: ChunkStager, sp: Any, chunk: Any, attempt: int) -> int:
         if sp.source.name == "ImageReaction" and not failed:
             # Half of the chunk's rows reach ClickHouse, then the connection drops (test double).
-            data = b"".join(bytes(b) for b in self.snap.copy(sp.query, {"lo": int(chunk.lo), "hi": int(chunk.hi),
-                                                                        "cutoff": sp.cutoff, "read_until": sp.cutoff,
-                                                                        "null_ts": sp.null_ts,
-                                                                        "etype": chunk.part}, what="test"))
+            data = b"".join(
+                bytes(b)
+                for b in self.snap.copy(
+                    sp.query,
+                    {
+                        "lo": int(chunk.lo),
+                        "hi": int(chunk.hi),
+                        "cutoff": sp.cutoff,
+                        "read_until": sp.cutoff,
+                        "null_ts": sp.null_ts,
+                        "etype": chunk.part,
+                    },
+                    what="test",
+                )
+            )
             lines = data.splitlines(keepends=True)
             assert len(lines) >= 2
-            from metric_backfill._compile import ts_structure
-            self.ch.feed.run(lambda rows_sql: self._insert(sp, chunk, attempt, rows_sql),
-                             ts_structure(sp.source.columns), [b"".join(lines[: len(lines) // 2])], settings={})
+            from metric_backfill.engine._compile import ts_structure
+
+            self.ch.feed.run(
+                lambda rows_sql: self._insert(sp, chunk, attempt, rows_sql),
+                ts_structure(sp.source.columns),
+                [b"".join(lines[: len(lines) // 2])],
+                settings={},
+            )
             failed.append(chunk.chunk_id)
             raise TransientError("connection reset by peer (injected)")
         return real(self, sp, chunk, attempt)
@@ -124,18 +170,29 @@ def test_a_transient_failure_in_the_middle_of_an_insert_is_retried_without_doubl
     assert failed and result.status == "published"
     assert_exact(ch_client, ch_db, table, world)
     # The half-written attempt is still in staging, and ignored: only the `done` attempt counts.
-    attempts = dict(ch_client.query(f"SELECT attempt, count() FROM {ch_db}_state.staging WHERE run_id = {{r:String}} "
-                                    "AND chunk_id = {c:UInt32} GROUP BY attempt",
-                                    parameters={"r": result.run_id, "c": failed[0]}).result_rows)
-    done = ch_client.query(f"SELECT attempt FROM {ch_db}_state.chunks FINAL WHERE run_id = {{r:String}} "
-                           "AND chunk_id = {c:UInt32}", parameters={"r": result.run_id, "c": failed[0]}).result_rows[0][0]
+    attempts = dict(
+        ch_client.query(
+            f"SELECT attempt, count() FROM {ch_db}_state.staging WHERE run_id = {{r:String}} "
+            "AND chunk_id = {c:UInt32} GROUP BY attempt",
+            parameters={"r": result.run_id, "c": failed[0]},
+        ).result_rows
+    )
+    done = ch_client.query(
+        f"SELECT attempt FROM {ch_db}_state.chunks FINAL WHERE run_id = {{r:String}} AND chunk_id = {{c:UInt32}}",
+        parameters={"r": result.run_id, "c": failed[0]},
+    ).result_rows[0][0]
     (half,) = [n for a, n in attempts.items() if a != done]
     assert len(attempts) == 2 and half < attempts[done]
 
 
 def test_a_terminal_error_stops_the_run_and_the_same_command_resumes_it(
-        world: Totals, engine: Callable[..., RunResult], target: Callable[[str], str], ch_client: Any,
-        ch_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    world: Totals,
+    engine: Callable[..., RunResult],
+    target: Callable[[str], str],
+    ch_client: Any,
+    ch_db: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     table = target("events")
     real = ChunkStager.stage
     calls = {"n": 0}
@@ -161,11 +218,18 @@ def test_a_terminal_error_stops_the_run_and_the_same_command_resumes_it(
 
 # -- concurrency and workers -----------------------------------------------------------------------
 
-def test_concurrency_1_and_4_give_identical_targets(world: Totals, engine: Callable[..., RunResult],
-                                                   ch_client: Any, ch_db: str) -> None:
+
+def test_concurrency_1_and_4_give_identical_targets(
+    world: Totals, engine: Callable[..., RunResult], ch_client: Any, ch_db: str
+) -> None:
     for name, n in (("one", 1), ("four", 4)):
-        engine(table=f"{ch_db}.{name}", earnings_table=f"{ch_db}.{name}", state_database=f"{ch_db}_s{n}",
-               concurrency=n, chunk_rows=1)
+        engine(
+            table=f"{ch_db}.{name}",
+            earnings_table=f"{ch_db}.{name}",
+            state_database=f"{ch_db}_s{n}",
+            concurrency=n,
+            chunk_rows=1,
+        )
     q = "SELECT entityType, entityId, userId, metricType, metricValue, createdAt FROM {} ORDER BY ALL"
     one = ch_client.query(q.format(f"{ch_db}.one")).result_rows
     assert one and one == ch_client.query(q.format(f"{ch_db}.four")).result_rows
@@ -174,22 +238,26 @@ def test_concurrency_1_and_4_give_identical_targets(world: Totals, engine: Calla
         ch_client.command(f"DROP DATABASE IF EXISTS {ch_db}_{s} SYNC")
 
 
-def test_two_workers_share_one_run(world: Totals, engine: Callable[..., RunResult], target: Callable[[str], str],
-                                   ch_client: Any, ch_db: str) -> None:
+def test_two_workers_share_one_run(
+    world: Totals, engine: Callable[..., RunResult], target: Callable[[str], str], ch_client: Any, ch_db: str
+) -> None:
     """Two workers of one run (here two threads, each with its own connections and snapshot, as two
     processes would): worker 1 waits for worker 0's plan, each stages its share, worker 0 publishes."""
     table = target("events")
     results: dict[int, RunResult] = {}
 
     def work(k: int) -> None:
-        results[k] = engine(run_kw={"run_id": "shared-run", "worker": Worker(k, 2), "wait_timeout": 120},
-                            chunk_rows=1, concurrency=1)
+        results[k] = engine(
+            run_kw={"run_id": "shared-run", "worker": Worker(k, 2), "wait_timeout": 120}, chunk_rows=1, concurrency=1
+        )
 
     with ThreadPoolExecutor(2) as pool:
         list(pool.map(work, [1, 0]))
     assert results[0].status == "published" and results[1].status.startswith("staged")
     assert_exact(ch_client, ch_db, table, world)
-    rows = ch_client.query(f"SELECT chunk_id, worker FROM {ch_db}_state.chunks FINAL WHERE run_id = 'shared-run'").result_rows
+    rows = ch_client.query(
+        f"SELECT chunk_id, worker FROM {ch_db}_state.chunks FINAL WHERE run_id = 'shared-run'"
+    ).result_rows
     assert len(rows) > 10
     assert all(w.endswith(f"/w{cid % 2}of2") for cid, w in rows)
 
@@ -201,17 +269,29 @@ def test_a_joining_worker_needs_the_run_id(engine: Callable[..., RunResult]) -> 
 
 # -- the fence -------------------------------------------------------------------------------------
 
+
 def legacy_rows(ch_client: Any, table: str) -> None:
     """What the 2024 migration, the app tracker and the aggregate snapshot left in the target (T8, T9)."""
-    ch_client.insert(table, [["Image", 100, 9, "ReactionLike", 1, CUTOFF.replace(month=1)],
-                             ["Image", 100, 8, "ReactionLike", 1, CUTOFF.replace(month=2)],
-                             ["Post", 10, -1, "Like", 40, CUTOFF.replace(month=3)]],
-                     column_names=["entityType", "entityId", "userId", "metricType", "metricValue", "createdAt"],
-                     settings={"async_insert": 0})
+    ch_client.insert(
+        table,
+        [
+            ["Image", 100, 9, "ReactionLike", 1, CUTOFF.replace(month=1)],
+            ["Image", 100, 8, "ReactionLike", 1, CUTOFF.replace(month=2)],
+            ["Post", 10, -1, "Like", 40, CUTOFF.replace(month=3)],
+        ],
+        column_names=["entityType", "entityId", "userId", "metricType", "metricValue", "createdAt"],
+        settings={"async_insert": 0},
+    )
 
 
-def test_the_fence_refuses_legacy_rows_and_names_them(pg: str, ch: dict[str, str], engine: Callable[..., RunResult],
-                                                      target: Callable[[str], str], ch_client: Any, ch_db: str) -> None:
+def test_the_fence_refuses_legacy_rows_and_names_them(
+    pg: str,
+    ch: dict[str, str],
+    engine: Callable[..., RunResult],
+    target: Callable[[str], str],
+    ch_client: Any,
+    ch_db: str,
+) -> None:
     insert_scenario("ImageReaction", pg)
     table = target("events")
     legacy_rows(ch_client, table)
@@ -219,25 +299,39 @@ def test_the_fence_refuses_legacy_rows_and_names_them(pg: str, ch: dict[str, str
         engine(sources=("ImageReaction",))
     assert "Image.Like: 2 rows" in str(err.value) and "Post.Like: 1 rows" in str(err.value)
     assert "--on-overlap" in str(err.value)
-    assert ch_client.query(f"SELECT count() FROM {table}").result_rows[0][0] == 3      # nothing written
+    assert ch_client.query(f"SELECT count() FROM {table}").result_rows[0][0] == 3  # nothing written
     assert ch_client.query(f"SELECT count() FROM system.databases WHERE name = '{ch_db}_state'").result_rows[0][0] == 0
 
 
-def test_fence_skip_leaves_the_overlapping_pairs_out(pg: str, ch: dict[str, str], engine: Callable[..., RunResult],
-                                                     target: Callable[[str], str], ch_client: Any, ch_db: str) -> None:
+def test_fence_skip_leaves_the_overlapping_pairs_out(
+    pg: str,
+    ch: dict[str, str],
+    engine: Callable[..., RunResult],
+    target: Callable[[str], str],
+    ch_client: Any,
+    ch_db: str,
+) -> None:
     insert_scenario("ImageReaction", pg)
     table = target("events")
     legacy_rows(ch_client, table)
     result = engine(sources=("ImageReaction",), on_overlap="skip")
     assert sorted(result.overlap["skipped"]) == ["Image.Like", "Post.Like"]
     want = expected_totals(pg, ch_client, ch, ch_db, sources=("ImageReaction",))
-    got = ch_client.query(f"SELECT DISTINCT entityType, metricType FROM {table} WHERE userId NOT IN (8, 9, -1)").result_rows
+    got = ch_client.query(
+        f"SELECT DISTINCT entityType, metricType FROM {table} WHERE userId NOT IN (8, 9, -1)"
+    ).result_rows
     assert ("Image", "Like") not in got and ("Post", "Like") not in got and ("Image", "Heart") in got
     assert table_totals(ch_client, table)[("Image", 100, "Heart")] == want[("Image", 100, "Heart")]
 
 
-def test_fence_accept_writes_and_records_the_overlap(pg: str, ch: dict[str, str], engine: Callable[..., RunResult],
-                                                     target: Callable[[str], str], ch_client: Any, ch_db: str) -> None:
+def test_fence_accept_writes_and_records_the_overlap(
+    pg: str,
+    ch: dict[str, str],
+    engine: Callable[..., RunResult],
+    target: Callable[[str], str],
+    ch_client: Any,
+    ch_db: str,
+) -> None:
     insert_scenario("ImageReaction", pg)
     table = target("events")
     legacy_rows(ch_client, table)
@@ -247,24 +341,31 @@ def test_fence_accept_writes_and_records_the_overlap(pg: str, ch: dict[str, str]
     assert sorted(manifest["overlap"]["rows"]) == [["Image", "Like", 2], ["Post", "Like", 1]]
     want = expected_totals(pg, ch_client, ch, ch_db, sources=("ImageReaction",))
     got = table_totals(ch_client, table)
-    assert got[("Image", 100, "Like")] == want[("Image", 100, "Like")]     # written next to the legacy rows
+    assert got[("Image", 100, "Like")] == want[("Image", 100, "Like")]  # written next to the legacy rows
     assert got[("Image", 100, "ReactionLike")] == 2 and got[("Post", 10, "Like")] == want[("Post", 10, "Like")] + 40
 
 
 def ch_client_dsn(ch_client: Any) -> str:
     import os
+
     return os.environ.get("METRIC_BACKFILL_TEST_CLICKHOUSE_URL") or f"chdb://{ch_client.path}"
 
 
 @pytest.mark.parametrize("shape", ["events", "month"])
 def test_fence_replace_withdraws_this_tools_earlier_run_by_negation(
-        shape: str, pg: str, ch: dict[str, str], engine: Callable[..., RunResult], target: Callable[[str], str],
-        ch_client: Any, ch_db: str) -> None:
+    shape: str,
+    pg: str,
+    ch: dict[str, str],
+    engine: Callable[..., RunResult],
+    target: Callable[[str], str],
+    ch_client: Any,
+    ch_db: str,
+) -> None:
     insert_scenario("ImageReaction", pg)
     table = target(shape)
     first = engine(table=table, sources=("ImageReaction",))
     with pytest.raises(OverlapError, match="this tool's runs"):
-        engine(table=table, sources=("ImageReaction",), cutoff=ts(B2))          # a new cutoff: a new run
+        engine(table=table, sources=("ImageReaction",), cutoff=ts(B2))  # a new cutoff: a new run
     second = engine(table=table, sources=("ImageReaction",), cutoff=ts(B2), on_overlap="replace")
     assert second.run_id != first.run_id and first.run_id in second.overlap["withdraw"]
     want = expected_totals(pg, ch_client, ch, ch_db, cutoff=ts(B2), sources=("ImageReaction",))
@@ -275,8 +376,9 @@ def test_fence_replace_withdraws_this_tools_earlier_run_by_negation(
     assert_exact(ch_client, ch_db, table, expected_totals(pg, ch_client, ch, ch_db, sources=("ImageReaction",)), shape)
 
 
-def test_fence_replace_never_touches_rows_written_by_others(pg: str, ch: dict[str, str], engine: Callable[..., RunResult],
-                                                            target: Callable[[str], str], ch_client: Any) -> None:
+def test_fence_replace_never_touches_rows_written_by_others(
+    pg: str, ch: dict[str, str], engine: Callable[..., RunResult], target: Callable[[str], str], ch_client: Any
+) -> None:
     insert_scenario("ImageReaction", pg)
     table = target("events")
     legacy_rows(ch_client, table)
@@ -285,6 +387,7 @@ def test_fence_replace_never_touches_rows_written_by_others(pg: str, ch: dict[st
 
 
 # -- safety ----------------------------------------------------------------------------------------
+
 
 def test_the_postgres_session_is_read_only(pg: str) -> None:
     with Postgres(pg).connect() as conn, pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
@@ -301,17 +404,35 @@ def test_clickhouse_statements_run_without_async_insert_in_utc(ch_dsn: str) -> N
 
 # -- bad input: one line, the right exit code, nothing written -------------------------------------
 
+
 def cli_run(pg_url: str, ch_dsn: str, ch_db: str, *extra: str) -> tuple[int, str]:
-    result = CliRunner().invoke(cli, ["run", "--pg", pg_url, "--clickhouse", ch_dsn, "--cutoff", "2025-06-01 00:00:00",
-                                      "--table", f"{ch_db}.entityMetricEvents", "--state-db", f"{ch_db}_state",
-                                      "--sources", "ImageReaction,BountyEngagement", *extra])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            "--pg",
+            pg_url,
+            "--clickhouse",
+            ch_dsn,
+            "--cutoff",
+            "2025-06-01 00:00:00",
+            "--table",
+            f"{ch_db}.entityMetricEvents",
+            "--state-db",
+            f"{ch_db}_state",
+            "--sources",
+            "ImageReaction,BountyEngagement",
+            *extra,
+        ],
+    )
     return result.exit_code, result.stderr.strip()
 
 
 def nothing_written(ch_client: Any, ch_db: str) -> bool:
     dbs = ch_client.query(f"SELECT count() FROM system.databases WHERE name = '{ch_db}_state'").result_rows[0][0]
-    tables = ch_client.query(f"SELECT count() FROM system.tables WHERE database = '{ch_db}' "
-                             "AND name = 'entityMetricEvents'").result_rows[0][0]
+    tables = ch_client.query(
+        f"SELECT count() FROM system.tables WHERE database = '{ch_db}' AND name = 'entityMetricEvents'"
+    ).result_rows[0][0]
     return dbs == 0 and tables == 0
 
 
@@ -333,10 +454,13 @@ def test_wrong_postgres_password(tmp_path: Any, ch_dsn: str, ch_client: Any, ch_
     assert nothing_written(ch_client, ch_db)
 
 
-@pytest.mark.parametrize("ddl, named", [
-    ('DROP TABLE "BountyEngagement"', 'relation "BountyEngagement" does not exist'),
-    ('ALTER TABLE "ImageReaction" DROP COLUMN "reaction"', "reaction"),
-])
+@pytest.mark.parametrize(
+    "ddl, named",
+    [
+        ('DROP TABLE "BountyEngagement"', 'relation "BountyEngagement" does not exist'),
+        ('ALTER TABLE "ImageReaction" DROP COLUMN "reaction"', "reaction"),
+    ],
+)
 def test_missing_source_table_or_column(ddl: str, named: str, pg: str, ch_dsn: str, ch_client: Any, ch_db: str) -> None:
     pg_exec(pg, ddl)
     code, err = cli_run(pg, ch_dsn, ch_db)
@@ -345,8 +469,10 @@ def test_missing_source_table_or_column(ddl: str, named: str, pg: str, ch_dsn: s
 
 
 def test_incompatible_target(pg: str, ch_dsn: str, ch_client: Any, ch_db: str) -> None:
-    ch_client.command(f"CREATE TABLE {ch_db}.entityMetricEvents (entityType String, entityId String, userId Int32, "
-                      "metricType String, metricValue Int32, createdAt DateTime) ENGINE = MergeTree ORDER BY entityType")
+    ch_client.command(
+        f"CREATE TABLE {ch_db}.entityMetricEvents (entityType String, entityId String, userId Int32, "
+        "metricType String, metricValue Int32, createdAt DateTime) ENGINE = MergeTree ORDER BY entityType"
+    )
     code, err = cli_run(pg, ch_dsn, ch_db)
     assert code == 3 and len(err.splitlines()) == 1
     assert "incompatible schema (entityId is String, expected Int32)" in err
@@ -367,15 +493,29 @@ def test_unknown_pair(pg: str, ch_dsn: str, ch_client: Any, ch_db: str) -> None:
 
 # -- dry run and status ----------------------------------------------------------------------------
 
+
 def test_dry_run_counts_what_a_run_writes_and_writes_nothing(
-        world: Totals, engine: Callable[..., RunResult], pg: str, ch: dict[str, str], ch_client: Any, ch_dsn: str,
-        ch_db: str) -> None:
+    world: Totals,
+    engine: Callable[..., RunResult],
+    pg: str,
+    ch: dict[str, str],
+    ch_client: Any,
+    ch_dsn: str,
+    ch_db: str,
+) -> None:
     from sourcedata import CUTOFF_DATE as EARNINGS_DAY
 
     from metric_backfill import RunConfig, dry_run
 
-    cfg = RunConfig(pg_url=pg, clickhouse_url=ch_dsn, cutoff=CUTOFF, earnings_cutoff_date=EARNINGS_DAY,
-                    table=f"{ch_db}.entityMetricEvents", state_database=f"{ch_db}_state", ch_tables=dict(ch))
+    cfg = RunConfig(
+        pg_url=pg,
+        clickhouse_url=ch_dsn,
+        cutoff=CUTOFF,
+        earnings_cutoff_date=EARNINGS_DAY,
+        table=f"{ch_db}.entityMetricEvents",
+        state_database=f"{ch_db}_state",
+        ch_tables=dict(ch),
+    )
     counts = dry_run(cfg)
     assert nothing_written(ch_client, ch_db)
     result = engine()
@@ -383,9 +523,10 @@ def test_dry_run_counts_what_a_run_writes_and_writes_nothing(
     assert sum(d.get("events", 0) for d in counts.values()) == result.published_rows
 
 
-def test_status_reports_chunks_rows_and_events_per_source(world: Totals, engine: Callable[..., RunResult],
-                                                          ch_dsn: str, ch_db: str, pg: str) -> None:
-    from metric_backfill._status import run_status
+def test_status_reports_chunks_rows_and_events_per_source(
+    world: Totals, engine: Callable[..., RunResult], ch_dsn: str, ch_db: str, pg: str
+) -> None:
+    from metric_backfill.engine._status import run_status
 
     result = engine(chunk_rows=2)
     ch = ClickHouse(ch_dsn)
@@ -398,4 +539,4 @@ def test_status_reports_chunks_rows_and_events_per_source(world: Totals, engine:
     with psycopg.connect(pg) as conn:
         reactions = conn.execute('SELECT count(*) FROM "ImageReaction" WHERE "createdAt" < %s', (CUTOFF,)).fetchone()
     assert by["ImageReaction"]["rows_read"] == reactions[0]  # type: ignore[index]
-    assert by["ImageReaction"]["total"] >= 3                  # two rows per chunk
+    assert by["ImageReaction"]["total"] >= 3  # two rows per chunk

@@ -18,20 +18,41 @@ from test_live import SOURCES, TODAY, build_world, live_changes, make_target
 from totals import Totals, table_totals
 
 from metric_backfill import ConfigError, DifferencesFound, RunConfig, RunResult, run
-from metric_backfill._check import reconcile, verify
-from metric_backfill._cli import cli
+from metric_backfill.verify._verify import reconcile, verify
+from metric_backfill.cli._commands import cli
 
 
 def cfg_for(pg: str, ch_dsn: str, ch_db: str, ch: dict[str, str], table: str, **kw: Any) -> RunConfig:
-    options: dict[str, Any] = {"cutoff": CUTOFF, "earnings_cutoff_date": CUTOFF_DATE, "table": table,
-                               "earnings_table": table, "state_database": f"{ch_db}_state", "ch_tables": dict(ch), **kw}
+    options: dict[str, Any] = {
+        "cutoff": CUTOFF,
+        "earnings_cutoff_date": CUTOFF_DATE,
+        "table": table,
+        "earnings_table": table,
+        "state_database": f"{ch_db}_state",
+        "ch_tables": dict(ch),
+        **kw,
+    }
     return RunConfig(pg_url=pg, clickhouse_url=ch_dsn, **options)
 
 
 def cli_args(pg: str, ch_dsn: str, ch_db: str, ch: dict[str, str], table: str, *extra: str) -> list[str]:
     tables = [a for k, v in ch.items() for a in ("--ch-table", f"{k}={v}")]
-    return ["--pg", pg, "--clickhouse", ch_dsn, "--cutoff", "2025-06-01 00:00:00", "--table", table,
-            "--earnings-table", table, "--state-db", f"{ch_db}_state", *tables, *extra]
+    return [
+        "--pg",
+        pg,
+        "--clickhouse",
+        ch_dsn,
+        "--cutoff",
+        "2025-06-01 00:00:00",
+        "--table",
+        table,
+        "--earnings-table",
+        table,
+        "--state-db",
+        f"{ch_db}_state",
+        *tables,
+        *extra,
+    ]
 
 
 @pytest.fixture()
@@ -45,8 +66,14 @@ def live_world(pg: str, ch_client: Any, ch_db: str) -> tuple[str, LivePipeline]:
 
 @pytest.mark.parametrize("netted", [True, False])
 def test_on_a_live_target_verify_checks_the_backfills_window_by_default(
-        netted: bool, live_world: tuple[str, LivePipeline], engine: Callable[..., RunResult], pg: str,
-        ch: dict[str, str], ch_dsn: str, ch_db: str) -> None:
+    netted: bool,
+    live_world: tuple[str, LivePipeline],
+    engine: Callable[..., RunResult],
+    pg: str,
+    ch: dict[str, str],
+    ch_dsn: str,
+    ch_db: str,
+) -> None:
     table, live = live_world
     engine(table=table, earnings_table=table, sources=SOURCES, net_against_live=netted)
     cfg = cfg_for(pg, ch_dsn, ch_db, ch, table, sources=SOURCES)
@@ -59,38 +86,68 @@ def test_on_a_live_target_verify_checks_the_backfills_window_by_default(
     assert everything.report.ok == netted
     if not netted:
         assert 0 < everything.report.differing <= len(gap_entities)
-    result = CliRunner().invoke(cli, ["verify", *cli_args(pg, ch_dsn, ch_db, ch, table, "--sources", ",".join(SOURCES))])
+    result = CliRunner().invoke(
+        cli, ["verify", *cli_args(pg, ch_dsn, ch_db, ch, table, "--sources", ",".join(SOURCES))]
+    )
     assert result.exit_code == 0, result.output + result.stderr
 
 
-def test_as_of_within_the_live_lag_is_refused_naming_the_flag(pg: str, ch: dict[str, str], ch_dsn: str, ch_db: str,
-                                                              engine: Callable[..., RunResult]) -> None:
+def test_as_of_within_the_live_lag_is_refused_naming_the_flag(
+    pg: str, ch: dict[str, str], ch_dsn: str, ch_db: str, engine: Callable[..., RunResult]
+) -> None:
     engine(sources=("ImageReaction",))
     now = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
     table = f"{ch_db}.entityMetricEvents"
     with pytest.raises(ConfigError, match="--live-lag"):
         verify(cfg_for(pg, ch_dsn, ch_db, ch, table), as_of=now - timedelta(minutes=10))
     for command in ("verify", "reconcile"):
-        result = CliRunner().invoke(cli, [command, *cli_args(pg, ch_dsn, ch_db, ch, table, "--as-of",
-                                                             str(now - timedelta(minutes=5)), "--dry-run" if command == "reconcile" else "--target")])
+        result = CliRunner().invoke(
+            cli,
+            [
+                command,
+                *cli_args(
+                    pg,
+                    ch_dsn,
+                    ch_db,
+                    ch,
+                    table,
+                    "--as-of",
+                    str(now - timedelta(minutes=5)),
+                    "--dry-run" if command == "reconcile" else "--target",
+                ),
+            ],
+        )
         assert result.exit_code == 2 and "--live-lag" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     # with a smaller lag it is a check like any other
     assert verify(cfg_for(pg, ch_dsn, ch_db, ch, table), as_of=now - timedelta(minutes=10), live_lag=60).report.pairs
 
 
 def _seed_drift(ch_client: Any, table: str, n: int) -> set[tuple[str, int, str]]:
-    keys = ch_client.query(f"SELECT entityType, entityId, metricType FROM {table} GROUP BY ALL "
-                           f"HAVING sum(metricValue) != 0 ORDER BY ALL LIMIT {n}").result_rows
+    keys = ch_client.query(
+        f"SELECT entityType, entityId, metricType FROM {table} GROUP BY ALL "
+        f"HAVING sum(metricValue) != 0 ORDER BY ALL LIMIT {n}"
+    ).result_rows
     for et, eid, mt in keys:
-        ch_client.insert(table, [[et, eid, 77, mt, 3, CUTOFF - timedelta(days=3)]],
-                         column_names=["entityType", "entityId", "userId", "metricType", "metricValue", "createdAt"],
-                         settings={"async_insert": 0})
+        ch_client.insert(
+            table,
+            [[et, eid, 77, mt, 3, CUTOFF - timedelta(days=3)]],
+            column_names=["entityType", "entityId", "userId", "metricType", "metricValue", "createdAt"],
+            settings={"async_insert": 0},
+        )
     return {(str(et), int(eid), str(mt)) for et, eid, mt in keys}
 
 
 def test_every_difference_is_named_in_the_json_and_reconcile_shows_before_it_writes(
-        world: Totals, engine: Callable[..., RunResult], target: Callable[[str], str], pg: str, ch: dict[str, str],
-        ch_client: Any, ch_dsn: str, ch_db: str, tmp_path: Path) -> None:
+    world: Totals,
+    engine: Callable[..., RunResult],
+    target: Callable[[str], str],
+    pg: str,
+    ch: dict[str, str],
+    ch_client: Any,
+    ch_dsn: str,
+    ch_db: str,
+    tmp_path: Path,
+) -> None:
     table = target("events")
     engine(earnings_table=table)
     seeded = _seed_drift(ch_client, table, 12)
@@ -112,7 +169,7 @@ def test_every_difference_is_named_in_the_json_and_reconcile_shows_before_it_wri
     assert dry.exit_code == 0 and "12 corrections would be written; nothing was written" in dry.output
     assert len(json.loads(plan.read_text())["differences"]) == 12
     assert table_totals(ch_client, table) == before
-    refused = CliRunner().invoke(cli, ["reconcile", *args])          # off a terminal: only with --yes
+    refused = CliRunner().invoke(cli, ["reconcile", *args])  # off a terminal: only with --yes
     assert refused.exit_code == 2 and "--yes" in refused.stderr
     declined = CliRunner().invoke(cli, ["reconcile", *args], input="n\n")
     assert declined.exit_code == 2 or "nothing was written" in declined.output
@@ -125,16 +182,28 @@ def test_every_difference_is_named_in_the_json_and_reconcile_shows_before_it_wri
     runs = ch_client.query(f"SELECT count() FROM {ch_db}_state.runs FINAL WHERE run_id LIKE 'reconcile-%'").result_rows
     nothing = CliRunner().invoke(cli, ["reconcile", *args, "--yes"])
     assert nothing.exit_code == 0 and "no run was recorded" in nothing.output
-    assert ch_client.query(f"SELECT count() FROM {ch_db}_state.runs FINAL WHERE run_id LIKE 'reconcile-%'").result_rows == runs
+    assert (
+        ch_client.query(f"SELECT count() FROM {ch_db}_state.runs FINAL WHERE run_id LIKE 'reconcile-%'").result_rows
+        == runs
+    )
 
 
 def test_replace_after_a_mutation_says_which_entities_it_could_not_make_exact(
-        world: Totals, engine: Callable[..., RunResult], target: Callable[[str], str], pg: str, ch: dict[str, str],
-        ch_client: Any, ch_dsn: str, ch_db: str) -> None:
+    world: Totals,
+    engine: Callable[..., RunResult],
+    target: Callable[[str], str],
+    pg: str,
+    ch: dict[str, str],
+    ch_client: Any,
+    ch_dsn: str,
+    ch_db: str,
+) -> None:
     table = target("events")
     engine(earnings_table=table)
-    ch_client.command(f"ALTER TABLE {table} DELETE WHERE entityType = 'Image' AND entityId = 100 AND metricType = 'Like'",
-                      settings={"mutations_sync": 2})
+    ch_client.command(
+        f"ALTER TABLE {table} DELETE WHERE entityType = 'Image' AND entityId = 100 AND metricType = 'Like'",
+        settings={"mutations_sync": 2},
+    )
     with pytest.raises(DifferencesFound, match=r"Image.Like 100: -?\d+ instead of \d+"):
         engine(earnings_table=table, only=("Image.Like",), on_overlap="replace", cutoff=CUTOFF - timedelta(hours=1))
     # What it names, reconcile fixes.
@@ -145,32 +214,70 @@ def test_replace_after_a_mutation_says_which_entities_it_could_not_make_exact(
 
 
 def test_a_run_resumed_through_another_host_and_user_is_the_same_run(
-        world: Totals, engine: Callable[..., RunResult], pg: str, ch: dict[str, str], ch_dsn: str, ch_db: str) -> None:
+    world: Totals, engine: Callable[..., RunResult], pg: str, ch: dict[str, str], ch_dsn: str, ch_db: str
+) -> None:
     staged = engine(run_kw={"stage_only": True})
     pg_exec(pg, "CREATE ROLE other_reader LOGIN SUPERUSER")
     other = pg.replace("postgres@127.0.0.1", "other_reader@localhost")
     assert other != pg
-    resumed = run(RunConfig(pg_url=other, clickhouse_url=ch_dsn, cutoff=CUTOFF, earnings_cutoff_date=CUTOFF_DATE,
-                            table=f"{ch_db}.entityMetricEvents", state_database=f"{ch_db}_state", ch_tables=dict(ch),
-                            pg_lock_timeout=5))
+    resumed = run(
+        RunConfig(
+            pg_url=other,
+            clickhouse_url=ch_dsn,
+            cutoff=CUTOFF,
+            earnings_cutoff_date=CUTOFF_DATE,
+            table=f"{ch_db}.entityMetricEvents",
+            state_database=f"{ch_db}_state",
+            ch_tables=dict(ch),
+            pg_lock_timeout=5,
+        )
+    )
     assert resumed.run_id == staged.run_id and resumed.resumed and resumed.status == "published"
 
 
-def test_a_cutoff_after_the_snapshot_is_refused(pg: str, ch: dict[str, str], ch_dsn: str, ch_db: str,
-                                                engine: Callable[..., RunResult], ch_client: Any) -> None:
+def test_a_cutoff_after_the_snapshot_is_refused(
+    pg: str, ch: dict[str, str], ch_dsn: str, ch_db: str, engine: Callable[..., RunResult], ch_client: Any
+) -> None:
     future = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0) + timedelta(days=1)
     with pytest.raises(ConfigError, match="after the source snapshot's time"):
         engine(sources=("ImageReaction",), cutoff=future)
-    result = CliRunner().invoke(cli, ["run", *cli_args(pg, ch_dsn, ch_db, ch, f"{ch_db}.entityMetricEvents")[:4],
-                                      "--cutoff", str(future), "--state-db", f"{ch_db}_state"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            *cli_args(pg, ch_dsn, ch_db, ch, f"{ch_db}.entityMetricEvents")[:4],
+            "--cutoff",
+            str(future),
+            "--state-db",
+            f"{ch_db}_state",
+        ],
+    )
     assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
 
 
-def test_dry_run_prints_the_keys_it_would_net(live_world: tuple[str, LivePipeline], pg: str, ch: dict[str, str],
-                                              ch_dsn: str, ch_db: str) -> None:
+def test_dry_run_prints_the_keys_it_would_net(
+    live_world: tuple[str, LivePipeline], pg: str, ch: dict[str, str], ch_dsn: str, ch_db: str
+) -> None:
     table, _live = live_world
-    result = CliRunner().invoke(cli, ["run", *cli_args(pg, ch_dsn, ch_db, ch, table, "--sources", ",".join(SOURCES),
-                                                       "--net-against-live", "--dry-run", "--json", "-")])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            *cli_args(
+                pg,
+                ch_dsn,
+                ch_db,
+                ch,
+                table,
+                "--sources",
+                ",".join(SOURCES),
+                "--net-against-live",
+                "--dry-run",
+                "--json",
+                "-",
+            ),
+        ],
+    )
     assert result.exit_code == 0, result.stderr
     pairs = json.loads(result.stdout)["pairs"]
     assert pairs["Model.thumbsUpCount"]["netted_keys"] == 2 and pairs["Image.Like"]["netted_keys"] >= 2

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from metric_backfill import CATALOG, ConfigError, RunConfig
-from metric_backfill._catalog import BUZZTIP_ENTITY_TYPES, Pair, source_by_name
-from metric_backfill._describe import describe_catalog, missing_pairs, read_pair_list
-from metric_backfill._plan import int_ranges, select_pairs
+from metric_backfill.catalog import BUZZTIP_ENTITY_TYPES, Pair, source_by_name
+from metric_backfill.catalog._describe import describe_catalog, missing_pairs, read_pair_list
+from metric_backfill.engine._plan import int_ranges, select_pairs
 
-SQL = Path(__file__).parents[2] / "metric_backfill" / "sql"
+SQL = Path(__file__).parents[2] / "metric_backfill" / "catalog" / "lists"
 
 
 def test_every_reference_pair_is_produced() -> None:
@@ -24,16 +24,19 @@ def test_every_reference_pair_is_produced() -> None:
 
 
 def test_catalog_produces_nothing_outside_the_lists() -> None:
-    listed = set(read_pair_list((SQL / "metrics-2025-09.txt").read_text())) | \
-        set(read_pair_list((SQL / "metrics-later.txt").read_text()))
+    listed = set(read_pair_list((SQL / "metrics-2025-09.txt").read_text())) | set(
+        read_pair_list((SQL / "metrics-later.txt").read_text())
+    )
     produced = {p for s in CATALOG for p in s.pairs(BUZZTIP_ENTITY_TYPES)}
     assert produced == listed
 
 
 def test_missing_pairs_reports_unknown_ones() -> None:
     P = Pair.parse
-    assert missing_pairs([P("Image.Like"), P("Image.ReactionLike"), P("Bounty.tippedCount")]) == \
-        [P("Image.ReactionLike"), P("Bounty.tippedCount")]
+    assert missing_pairs([P("Image.Like"), P("Image.ReactionLike"), P("Bounty.tippedCount")]) == [
+        P("Image.ReactionLike"),
+        P("Bounty.tippedCount"),
+    ]
     # A BuzzTip entity type found in the database makes its pairs real.
     assert missing_pairs([P("Bounty.tippedCount")], ("Bounty",)) == []
 
@@ -54,8 +57,7 @@ def test_a_pair_is_two_values_and_a_dotted_entity_type_stays_whole() -> None:
 
 
 def _cfg(**kw: object) -> RunConfig:
-    return RunConfig(pg_url="postgresql://h/db", clickhouse_url="chdb:///tmp/x", cutoff=datetime(2025, 10, 1),
-                     **kw)  # type: ignore[arg-type]
+    return RunConfig(pg_url="postgresql://h/db", clickhouse_url="chdb:///tmp/x", cutoff=datetime(2025, 10, 1), **kw)  # type: ignore[arg-type]
 
 
 def test_default_selection_leaves_comic_out_and_takes_one_earnings_path() -> None:
@@ -66,15 +68,21 @@ def test_default_selection_leaves_comic_out_and_takes_one_earnings_path() -> Non
     sept = select_pairs(_cfg(earnings_source="buzz_resource_compensation"), list(BUZZTIP_ENTITY_TYPES))
     assert "buzz_resource_compensation" in sept and "resourceCompensations" not in sept
     comic = select_pairs(_cfg(sources=("ComicProjectEngagement",)), [])
-    assert comic == {"ComicProjectEngagement": [Pair("Comic", m) for m in ("followerCount", "hiddenCount", "readerCount",
-                                                                          "chapterReadCount")]}
+    assert comic == {
+        "ComicProjectEngagement": [
+            Pair("Comic", m) for m in ("followerCount", "hiddenCount", "readerCount", "chapterReadCount")
+        ]
+    }
 
 
 def test_only_selects_pairs_and_names_unknown_ones() -> None:
     P = Pair.parse
     sel = select_pairs(_cfg(only=(P("Image.Like"), P("User.reactionCount"))), list(BUZZTIP_ENTITY_TYPES))
-    assert sel == {"ImageReaction": [P("Image.Like"), P("User.reactionCount")],
-                   "ArticleReaction": [P("User.reactionCount")], "BountyEntryReaction": [P("User.reactionCount")]}
+    assert sel == {
+        "ImageReaction": [P("Image.Like"), P("User.reactionCount")],
+        "ArticleReaction": [P("User.reactionCount")],
+        "BountyEntryReaction": [P("User.reactionCount")],
+    }
     with pytest.raises(ConfigError, match=r"unknown pair 'Image.ReactionLike'"):
         select_pairs(_cfg(only=(P("Image.ReactionLike"),)), [])
     with pytest.raises(ConfigError, match="did you mean Image.Like"):
@@ -97,8 +105,10 @@ def test_plan_description_lists_rules_and_membership() -> None:
     assert by_pair["Image.Collection"]["list"] == "2025-09"
     assert by_pair["User.postCount"]["list"] == "later"
     assert by_pair["Comic.followerCount"]["default"] is False
-    assert "requires image_found" in by_pair["User.reactionCount"]["rule"] or \
-        by_pair["User.reactionCount"]["source"] != "ImageReaction"
+    assert (
+        "requires image_found" in by_pair["User.reactionCount"]["rule"]
+        or by_pair["User.reactionCount"]["source"] != "ImageReaction"
+    )
     assert {s["name"] for s in doc["sources"]} == {s.name for s in CATALOG}
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from metric_backfill._cli import cli
+from metric_backfill.cli._commands import cli
 
-SPEC = Path(__file__).parents[2] / "metric_backfill" / "sql"
+SPEC = Path(__file__).parents[2] / "metric_backfill" / "catalog" / "lists"
 PG = "postgresql://user:hunter2@127.0.0.1:1/db"
 CH = "chdb:///tmp/metric-backfill-never-created"
 
@@ -38,8 +38,9 @@ def test_plan_json_is_the_catalog() -> None:
     doc = json.loads(out)
     assert code == 0
     assert len(doc["sources"]) == 24
-    assert {"pair": "Image.Collection", "source": "CollectionItem"}.items() <= \
-        next(p for p in doc["pairs"] if p["pair"] == "Image.Collection").items()
+    assert {"pair": "Image.Collection", "source": "CollectionItem"}.items() <= next(
+        p for p in doc["pairs"] if p["pair"] == "Image.Collection"
+    ).items()
 
 
 def test_plan_text_shows_queries_rules_and_pairs() -> None:
@@ -48,37 +49,46 @@ def test_plan_text_shows_queries_rules_and_pairs() -> None:
     assert 'FROM "ImageReaction" r' in out and "Image.Collection" in out and "bountyEntry.tippedCount" in out
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--cutoff", "2025-10-01"], "malformed cutoff '2025-10-01'"),
-    ([], "missing --cutoff"),
-    (["--cutoff", "2025-10-01 00:00:00", "--sources", "ImageReactions"], "unknown source 'ImageReactions'"),
-    (["--cutoff", "2025-10-01 00:00:00", "--source-cutoff", "ImageReaction=tomorrow"], "malformed cutoff of ImageReaction"),
-    (["--cutoff", "2025-10-01 00:00:00", "--ch-table", "jobz=a.b"], "unknown ClickHouse source table 'jobz'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--cutoff", "2025-10-01"], "malformed cutoff '2025-10-01'"),
+        ([], "missing --cutoff"),
+        (["--cutoff", "2025-10-01 00:00:00", "--sources", "ImageReactions"], "unknown source 'ImageReactions'"),
+        (
+            ["--cutoff", "2025-10-01 00:00:00", "--source-cutoff", "ImageReaction=tomorrow"],
+            "malformed cutoff of ImageReaction",
+        ),
+        (["--cutoff", "2025-10-01 00:00:00", "--ch-table", "jobz=a.b"], "unknown ClickHouse source table 'jobz'"),
+    ],
+)
 def test_bad_run_input_exits_2_with_one_line(args: list[str], message: str) -> None:
     result = CliRunner().invoke(cli, ["run", "--pg", PG, "--clickhouse", CH, *args])
     assert result.exit_code == 2, result.output + result.stderr
     err = result.stderr.strip()
     assert message in err and len(err.splitlines()) == 1
     assert "hunter2" not in result.stderr + result.output
-    assert not Path(CH[len("chdb://"):]).exists()
+    assert not Path(CH[len("chdb://") :]).exists()
 
 
-@pytest.mark.parametrize("dsn, message", [
-    ("clickhouse.example:9000", "unsupported ClickHouse DSN scheme"),
-    ("chdb://relative/path", "absolute path"),
-    ("http://user:pw@:8123/db", "has no host"),
-])
+@pytest.mark.parametrize(
+    "dsn, message",
+    [
+        ("clickhouse.example:9000", "unsupported ClickHouse DSN scheme"),
+        ("chdb://relative/path", "absolute path"),
+        ("http://user:pw@:8123/db", "has no host"),
+    ],
+)
 def test_bad_clickhouse_dsn_exits_2(dsn: str, message: str) -> None:
-    result = CliRunner().invoke(cli, ["run", "--pg", PG, "--clickhouse", dsn,
-                                                      "--cutoff", "2025-10-01 00:00:00"])
+    result = CliRunner().invoke(cli, ["run", "--pg", PG, "--clickhouse", dsn, "--cutoff", "2025-10-01 00:00:00"])
     assert result.exit_code == 2
     assert message in result.stderr and "pw@" not in result.stderr
 
 
 def test_bad_pg_url_exits_2() -> None:
-    result = CliRunner().invoke(cli, ["run", "--pg", "mysql://x", "--clickhouse", CH,
-                                                      "--cutoff", "2025-10-01 00:00:00"])
+    result = CliRunner().invoke(
+        cli, ["run", "--pg", "mysql://x", "--clickhouse", CH, "--cutoff", "2025-10-01 00:00:00"]
+    )
     assert result.exit_code == 2 and "must start with postgresql://" in result.stderr
 
 
