@@ -32,7 +32,7 @@ from metric_backfill._errors import (
     redact,
     register_url_secrets,
 )
-from metric_backfill.backends._sql import literal, qualified, quote_ident
+from metric_backfill.backends._sql import literal, qualified, quote_ident, value_literal
 
 __all__ = ["Capabilities", "ClickHouse", "RowFeed", "valid_dsn", "quote_ident", "qualified"]
 
@@ -63,6 +63,12 @@ TRANSIENT_CODES = frozenset(
 AUTH_CODES = frozenset({192, 193, 194, 516})  # UNKNOWN_USER, WRONG_PASSWORD, REQUIRED_PASSWORD, AUTHENTICATION_FAILED
 DISK_CODES = frozenset({243})  # NOT_ENOUGH_SPACE
 ACCESS_CODES = frozenset({497})  # ACCESS_DENIED
+
+# The embedded engine's allocator (jemalloc, which chDB configures from JE_MALLOC_CONF when it is
+# loaded): freed memory goes back to the system within a second, purged by a background thread, in
+# fewer arenas. Measured (bench/): about 15 % less peak RSS at the same speed; purging at once (decay
+# 0) saves more but costs half again the time. An operator's own setting wins.
+os.environ.setdefault("JE_MALLOC_CONF", "background_thread:true,narenas:4,dirty_decay_ms:1000,muzzy_decay_ms:0")
 
 # Every statement the tool sends. async_insert is on by default in ClickHouse 26.x and would
 # batch, delay and (with dependent views) duplicate our writes (T3).
@@ -477,12 +483,15 @@ class ClickHouse:
     def insert(
         self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str], *, what: str = "insert"
     ) -> None:
+        """Insert rows of Python values, as one `INSERT … VALUES` escaped by clickhouse-connect.
+
+        Not the client's own `insert()`: that one imports pandas (half a second, and memory the run
+        keeps) for the few small rows the tool's state and ledger write."""
         if not rows:
             return
-        try:
-            self._client.insert(table, rows, column_names=list(columns), settings={"async_insert": 0})
-        except Exception as exc:  # noqa: BLE001
-            raise translate(exc, what) from None
+        values = ",".join("(" + ",".join(value_literal(v) for v in row) + ")" for row in rows)
+        cols = ", ".join(quote_ident(c) for c in columns)
+        self.command(f"INSERT INTO {table} ({cols}) VALUES {values}", settings={"async_insert": 0}, what=what)
 
     def raw_insert(self, table: str, columns: Sequence[str], block: bytes, *, what: str) -> None:
         """Insert a block of TabSeparated rows."""

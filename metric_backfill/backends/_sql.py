@@ -16,11 +16,21 @@ from clickhouse_connect.driver.binding import format_query_value, quote_identifi
 
 from metric_backfill.catalog import Pair
 
-__all__ = ["day_literal", "literal", "pairs_sql", "qualified", "quote_ident", "ts_literal"]
+__all__ = ["value_literal", "day_literal", "literal", "pairs_sql", "qualified", "quote_ident", "ts_literal"]
 
 
 def literal(value: str | int) -> str:
     """A ClickHouse literal of `value`, escaped by clickhouse-connect."""
+    return str(format_query_value(value))
+
+
+def value_literal(value: object) -> str:
+    """A Python value (str, int, float, datetime, date, list, tuple, None) as a ClickHouse literal."""
+    if isinstance(value, datetime):  # the library's formatting drops the fraction
+        return literal(value.isoformat(sep=" "))
+    if isinstance(value, (list, tuple)):
+        inner = ", ".join(value_literal(v) for v in value)
+        return f"[{inner}]" if isinstance(value, list) else f"({inner}{',' if len(value) == 1 else ''})"
     return str(format_query_value(value))
 
 

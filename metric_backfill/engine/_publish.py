@@ -49,9 +49,9 @@ from typing import Any
 from metric_backfill.catalog import Pair, routes_to_earnings_table
 from metric_backfill.backends._clickhouse import ClickHouse
 from metric_backfill._errors import Cancelled, ConfigError, PublishConflict, TargetError
-from metric_backfill.backends._sql import literal, pairs_sql, qualified, quote_ident, ts_literal
+from metric_backfill.backends._sql import literal, pairs_sql, qualified, quote_ident, ts_literal, value_literal
 from metric_backfill.engine._state import RunRecord, StateStore, now
-from metric_backfill.engine._target import Target, View
+from metric_backfill.engine._target import Target, View, local_engine
 
 __all__ = ["LEDGER", "LEDGER_VERSION", "Publisher", "Slice", "refuse_out_of_range"]
 
@@ -93,12 +93,24 @@ class Slice:
 
 
 @dataclass
+class BuiltView:
+    """One view's rows over a slice, in scratch, and the sample of its keys a commit is measured on."""
+
+    view: View
+    scratch: str
+    sample: dict[str, list[str]]
+    """partition id → key tuples (SQL literals) of up to SAMPLE_KEYS of the slice's rows there"""
+    rows: Picture
+    """partition id → what the slice adds to the view table's measures at the sampled keys"""
+
+
+@dataclass
 class Built:
     """A slice's scratch tables and what they add to each table they will be written into."""
 
     x: str
     x_rows: Picture
-    views: list[tuple[View, str, Picture]] = field(default_factory=list)
+    views: list[BuiltView] = field(default_factory=list)
 
     @property
     def rows(self) -> int:
@@ -424,15 +436,42 @@ class Publisher:
                 out[sl.key] = pic
         return out
 
-    def _view_picture(self, view: View, over: str | None, keys_from: str) -> Picture:
-        """Exact sums of the view table's measures (plain and hash-weighted, so that two different
-        changes cannot look alike) per partition; `over` restricts to the keys of `keys_from`."""
+    SAMPLE_KEYS = 16
+    """Keys per partition a view table is measured on. Parts land whole, so a few keys tell whether a
+    part landed as well as all of them would — at the cost of an index look-up, not a scan."""
+
+    @staticmethod
+    def _weights(view: View) -> tuple[str, list[str]]:
         keys = ", ".join(view.key_columns)
         w = f"toInt128(cityHash64({keys}) % 1000003 + 1)"
         sums = [f"sum(toInt128({m}))" for m in view.measures] + [f"sum(toInt128({m}) * {w})" for m in view.measures]
-        where = f" WHERE ({keys}) IN (SELECT {keys} FROM {keys_from})" if over else ""
+        return keys, sums
+
+    def _view_sample(self, view: View, scratch: str) -> tuple[dict[str, list[str]], Picture]:
+        """Up to SAMPLE_KEYS keys per partition of a view's scratch rows (the first found: any will do),
+        and the exact sums of the measures at those keys (plain and hash-weighted, so that different
+        changes cannot look alike)."""
+        keys = ", ".join(view.key_columns)
         rows = self.ch.query(
-            f"SELECT _partition_id AS p, {', '.join(sums) or '0'} FROM {over or keys_from}{where} GROUP BY p",
+            f"SELECT _partition_id AS p, {keys} FROM {scratch} LIMIT {self.SAMPLE_KEYS} BY p",
+            what=f"sampling view {view.label}'s rows",
+        )
+        sample: dict[str, list[str]] = {}
+        for r in rows:
+            key = value_literal(tuple(r[1:]))
+            if key not in sample.setdefault(str(r[0]), []):
+                sample[str(r[0])].append(key)
+        return sample, self._view_picture(view, sample, scratch)
+
+    def _view_picture(self, view: View, sample: dict[str, list[str]], table: str | None = None) -> Picture:
+        """A view table's (or its scratch's) measures at the sampled keys, per partition."""
+        listed = [t for ts in sample.values() for t in ts]
+        if not listed:
+            return {}
+        keys, sums = self._weights(view)
+        rows = self.ch.query(
+            f"SELECT _partition_id AS p, {', '.join(sums) or '0'} FROM {table or view.to_name} "
+            f"WHERE ({keys}) IN ({', '.join(listed)}) GROUP BY p",
             what=f"measuring {view.to_database}.{view.to_table}",
         )
         return {str(r[0]): [int(x) for x in r[1:]] for r in rows}
@@ -476,8 +515,11 @@ class Publisher:
             y = self._scratch(sl, f"view{i}")
             self._drop_scratch(y)
             part = f" PARTITION BY {view.partition_key}" if view.partition_key else ""
+            # In the view table's own shape when its parts can be attached to it (written once, sorted
+            # once), else a plain table its rows are copied from.
+            engine = local_engine(view.engine_full) if view.attachable else f"MergeTree{part} ORDER BY tuple()"
             self.ch.command(
-                f"CREATE TABLE {self._q(y)} AS {view.to_name} ENGINE = MergeTree{part} ORDER BY tuple()",
+                f"CREATE TABLE {self._q(y)} AS {view.to_name} ENGINE = {engine}",
                 what=f"creating scratch for view {view.label}",
             )
             cols_sql = ", ".join(quote_ident(c) for c in view.columns)
@@ -486,7 +528,8 @@ class Publisher:
                 settings={"async_insert": 0},
                 what=f"applying view {view.label} to slice {sl.key}",
             )
-            built.views.append((view, y, self._view_picture(view, None, self._q(y))))
+            sample, rows_at = self._view_sample(view, self._q(y))
+            built.views.append(BuiltView(view, y, sample, rows_at))
         return built
 
     # -- commit ------------------------------------------------------------------------------
@@ -524,10 +567,23 @@ class Publisher:
             what=f"publishing slice {sl.key} into {t.label}",
         )
 
-    def _commit_view(self, view: View, y: str, partitions: list[str]) -> None:
+    def _commit_view(self, bv: BuiltView, partitions: list[str] | None = None) -> None:
+        view = bv.view
+        if view.attachable:
+            parts = (
+                partitions
+                if partitions is not None
+                else [str(r[0]) for r in self.ch.query(f"SELECT DISTINCT _partition_id FROM {self._q(bv.scratch)}")]
+            )
+            for p in parts:
+                self.ch.command(
+                    f"ALTER TABLE {view.to_name} ATTACH PARTITION ID {literal(p)} FROM {self._q(bv.scratch)}",
+                    what=f"attaching view {view.label}'s rows of the slice",
+                )
+            return
         where = f" WHERE _partition_id IN ({', '.join(literal(p) for p in partitions)})" if partitions else ""
         self.ch.command(
-            f"INSERT INTO {view.to_name} SELECT * FROM {self._q(y)}{where}",
+            f"INSERT INTO {view.to_name} SELECT * FROM {self._q(bv.scratch)}{where}",
             settings=self._ONE_BLOCK,
             what=f"writing view {view.label}'s rows of the slice",
         )
@@ -543,26 +599,27 @@ class Publisher:
                 "t_rows": built.x_rows,
                 "views": [
                     {
-                        "view": v.label,
-                        "table": f"{v.to_database}.{v.to_table}",
-                        "scratch": y,
-                        "before": self._view_picture(v, v.to_name, self._q(y)),
-                        "rows": rows,
+                        "view": bv.view.label,
+                        "table": f"{bv.view.to_database}.{bv.view.to_table}",
+                        "scratch": bv.scratch,
+                        "sample": bv.sample,
+                        "before": self._view_picture(bv.view, bv.sample),
+                        "rows": bv.rows,
                     }
-                    for v, y, rows in built.views
+                    for bv in built.views
                 ],
             }
             n, vs = built.rows, sum(v[1] for v in built.x_rows.values())
             self._record(sl, "committing", n, vs, detail)
             self._commit_target(sl, built, sorted(built.x_rows))
-            for v, y, _rows in built.views:
-                self._commit_view(v, y, [])
+            for bv in built.views:
+                self._commit_view(bv)
             self._record(sl, "done", n, vs, {}, "")
         self._drop_built(built)
         return n
 
     def _drop_built(self, built: Built) -> None:
-        for name in [built.x, *(y for _, y, _ in built.views)]:
+        for name in [built.x, *(bv.scratch for bv in built.views)]:
             self._drop_scratch(name)
 
     # -- settle ------------------------------------------------------------------------------
@@ -578,7 +635,11 @@ class Publisher:
                     f"{t.label} fed view {vd['view']}, which is gone now: restore the view, or "
                     f"rebuild {vd['table']} yourself, before going on"
                 )
-            built.views.append((views[vd["view"]], str(vd["scratch"]), {p: list(v) for p, v in vd["rows"].items()}))
+            built.views.append(
+                BuiltView(
+                    views[vd["view"]], str(vd["scratch"]), vd["sample"], {p: list(v) for p, v in vd["rows"].items()}
+                )
+            )
         self._ensure_scratch(sl, built)
         notes: list[str] = []
         now_t = self._target_pictures([sl])[sl.key]
@@ -599,17 +660,23 @@ class Publisher:
         if missing:
             self._commit_target(sl, built, missing)
             notes.append(f"target partitions {', '.join(missing)} completed")
-        for view, y, rows_by_p in built.views:
+        for bv in built.views:
+            view = bv.view
             vd = next(v for v in detail["views"] if v["view"] == view.label)
+            how = (
+                f"ALTER TABLE {view.to_name} ATTACH PARTITION ID '…' FROM {self._q(bv.scratch)}"
+                if view.attachable
+                else f"INSERT INTO {view.to_name} SELECT * FROM {self._q(bv.scratch)}"
+            )
             if not view.decidable:
                 raise PublishConflict(
                     f"publish slice {sl.key} of run {self.run_id} was interrupted, and whether its rows reached view "
                     f"{view.label}'s table {vd['table']} cannot be measured (no summable column): if they did not, run "
-                    f"INSERT INTO {view.to_name} SELECT * FROM {self._q(y)}; then run the same command again"
+                    f"{how}; then run the same command again"
                 )
-            cur_v = self._view_picture(view, view.to_name, self._q(y))
+            cur_v = self._view_picture(view, bv.sample)
             lacking: list[str] = []
-            for p, rows in sorted(rows_by_p.items()):
+            for p, rows in sorted(bv.rows.items()):
                 before, cur = vd["before"].get(p, [0] * len(rows)), cur_v.get(p, [0] * len(rows))
                 if cur == _add(before, rows) or not any(rows):
                     continue
@@ -620,11 +687,10 @@ class Publisher:
                     f"publish slice {sl.key} of run {self.run_id} was interrupted, and view {view.label}'s table "
                     f"{vd['table']} (partition {p}) now shows neither its state before the slice nor before + the "
                     f"slice (another writer changed the same keys meanwhile): if the slice's rows are not in it, run "
-                    f"INSERT INTO {view.to_name} SELECT * FROM {self._q(y)} WHERE _partition_id = {literal(p)}; then run the "
-                    "same command again"
+                    f"{how.replace(chr(8230), p)} (partition {p}); then run the same command again"
                 )
             if lacking:
-                self._commit_view(view, y, lacking)
+                self._commit_view(bv, lacking)
                 notes.append(f"view {view.label} completed ({', '.join(lacking)})")
         note = "settled after an interruption: " + ("; ".join(notes) if notes else "it had landed whole")
         self._record(sl, "done", built.rows, sum(v[1] for v in built.x_rows.values()), {}, note)
@@ -634,15 +700,17 @@ class Publisher:
     def _ensure_scratch(self, sl: Slice, built: Built) -> None:
         """The scratch of an interrupted slice, rebuilt if it is gone; it must hold what was recorded."""
         present = all(
-            self.ch.engine(self.state.db, name) is not None for name in [built.x, *(y for _, y, _ in built.views)]
+            self.ch.engine(self.state.db, name) is not None for name in [built.x, *(bv.scratch for bv in built.views)]
         )
         if present:
             return
         again = self.build(sl)
+        # The rebuilt view rows must add at the recorded keys what was recorded (the sample itself may
+        # come out different: any keys will do).
         same = again.x_rows == built.x_rows and all(
-            a[2] == b[2]
+            self._view_picture(a.view, b.sample, self._q(a.scratch)) == b.rows
             for a, b in zip(
-                sorted(again.views, key=lambda v: v[0].label), sorted(built.views, key=lambda v: v[0].label)
+                sorted(again.views, key=lambda v: v.view.label), sorted(built.views, key=lambda v: v.view.label)
             )
         )
         if not same:
@@ -651,7 +719,11 @@ class Publisher:
                 "from staging, differ from what was recorded: the run's staging changed; inspect "
                 f"{self.ledger(sl.target)}"
             )
-        built.x, built.views = again.x, again.views
+        built.x = again.x
+        for b, a in zip(
+            sorted(built.views, key=lambda v: v.view.label), sorted(again.views, key=lambda v: v.view.label)
+        ):
+            b.scratch = a.scratch
 
     # -- publish -----------------------------------------------------------------------------
     def phases(self) -> list[list[Slice]]:

@@ -217,8 +217,7 @@ def _stage_chunks(
             )(attempt_once)
         except BaseException as exc:
             if not isinstance(exc, (Cancelled, KeyboardInterrupt)):
-                state.write_chunks(
-                    run_id,
+                log.add(
                     [
                         ChunkState(
                             chunk.chunk_id,
@@ -237,8 +236,7 @@ def _stage_chunks(
                     ],
                 )
             raise
-        state.write_chunks(
-            run_id,
+        log.add(
             [
                 ChunkState(
                     chunk.chunk_id,
@@ -258,6 +256,7 @@ def _stage_chunks(
         )
         reporter.chunk_done(chunk, rows)
 
+    log = _ChunkLog(state, run_id)
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="stage")
     futures: list[Future[None]] = []
     try:
@@ -285,6 +284,33 @@ def _stage_chunks(
         ) from None
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        log.flush()
+
+
+class _ChunkLog:
+    """Chunk states written a few at a time (each write is a part on the engine: one per chunk cost
+    more than the small chunks themselves). Losing the unwritten ones in a crash only means those
+    chunks are staged again under new attempts — never counted twice: only recorded attempts count."""
+
+    def __init__(self, state: StateStore, run_id: str, every: float = 1.0) -> None:
+        self.state, self.run_id, self.every = state, run_id, every
+        self._pending: list[ChunkState] = []
+        self._lock = threading.Lock()
+        self._last = time.monotonic()
+
+    def add(self, states: list[ChunkState]) -> None:
+        with self._lock:
+            self._pending += states
+            due = time.monotonic() - self._last >= self.every
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+            self._last = time.monotonic()
+        if pending:
+            self.state.write_chunks(self.run_id, pending)
 
 
 def _targets(s: _Session, cfg: RunConfig, pairs: list[Pair], *, create: bool) -> tuple[Target, Target | None]:
@@ -499,6 +525,11 @@ def _stage_run(
         if existing:
             rec = existing
             states = s.state.chunks(rid)
+            if len(states) != int(rec.manifest.get("chunks", len(states))):
+                raise TerminalError(
+                    f"run {rid} records {rec.manifest.get('chunks')} chunks but the state holds "
+                    f"{len(states)}: its state is incomplete; start a new run (--run-id) instead"
+                )
             plan.chunks = [Chunk(c.chunk_id, c.source, c.part, c.lo, c.hi, c.est_rows) for c in states]
             done = {c.chunk_id for c in states if c.status == "done"}
             if worker.leader:
@@ -516,7 +547,8 @@ def _stage_run(
                 "on_overlap": cfg.on_overlap,
             }
             rec = RunRecord(rid, fingerprint, "planned", created, cfg.public_dict(), manifest)
-            s.state.write_run(rec)
+            # The chunk list before the run record: a run that exists has all its chunks (a command
+            # killed in between leaves chunks no run names, never a run with chunks missing).
             s.state.write_chunks(
                 rid,
                 [
@@ -524,6 +556,7 @@ def _stage_run(
                     for c in plan.chunks
                 ],
             )
+            s.state.write_run(rec)
         result.overlap = overlap_view(rec.manifest.get("overlap", {}))
         if worker.leader:
             s.state.set_status(rec, "staging")

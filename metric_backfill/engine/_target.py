@@ -96,6 +96,16 @@ class View:
     columns: tuple[str, ...]
     """Output column names of the view's SELECT that the view's table has (matched by name)."""
     dependents: tuple[str, ...] = ()
+    engine_full: str = ""
+    """The engine clause of the view's table."""
+
+    @property
+    def attachable(self) -> bool:
+        """Its rows can be attached to the view's table whole (a local MergeTree-family table that
+        feeds no further view): the publish then writes them once, into scratch of that very shape."""
+        return not self.dependents and re.sub(r"^(Replicated|Shared)", "", self.engine_full).split("(")[0].split(" ")[
+            0
+        ].endswith("MergeTree")
 
     @property
     def label(self) -> str:
@@ -293,14 +303,14 @@ def discover_views(
             to_db = vdb
             to_table = f".inner_id.{uuid}" if ch.engine(vdb, f".inner_id.{uuid}") else f".inner.{vname}"
         tinfo = ch.query(
-            "SELECT engine, sorting_key, partition_key, dependencies_database, dependencies_table "
+            "SELECT engine, sorting_key, partition_key, dependencies_database, dependencies_table, engine_full "
             "FROM system.tables WHERE database = {db:String} AND name = {t:String}",
             parameters={"db": to_db, "t": to_table},
         )
         if not tinfo:
             unsupported.append(f"materialized view {label} writes to {to_db}.{to_table}, which does not exist")
             continue
-        t_engine, sorting, partition, dep_dbs, dep_tables = tinfo[0]
+        t_engine, sorting, partition, dep_dbs, dep_tables, t_engine_full = tinfo[0]
         rewritten = select[: refs[0].start()] + "{rows}" + select[refs[0].end() :]
         target_cols = ch.columns(to_db, to_table)
         out_cols = [
@@ -332,6 +342,7 @@ def discover_views(
                 partition_key=str(partition),
                 columns=tuple(c for c in out_cols if c in target_cols),
                 dependents=tuple(f"{a}.{b}" for a, b in zip(dep_dbs, dep_tables)),
+                engine_full=str(t_engine_full),
             )
         )
     return views, unsupported

@@ -172,7 +172,14 @@ def test_ctrl_c_cancels_and_leaves_the_run_resumable(template: tuple[str, Path],
     want = picture(clean, "events")
 
     path = engine_for(template, tmp_path, "interrupted", "events")
-    proc = subprocess.Popen(command(pg_url, path, "events"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        command(pg_url, path, "events"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # A background shell (nohup, `&`) starts its children with SIGINT ignored; a terminal does not.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     # Interrupt while chunks are being staged: right after the plan is announced.
     assert proc.stderr is not None
     first = proc.stderr.readline()

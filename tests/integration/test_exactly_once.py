@@ -289,15 +289,68 @@ def test_a_rollup_changed_by_someone_else_during_an_interruption_stops_with_the_
     with pytest.raises(Died):
         publish_run(ch_dsn, staged.run_id, state_database=state_of(ch_dsn, ch_db))
     monkeypatch.undo()
-    # another writer adds to one of the rollup keys the slice touches
-    ch_insert(
-        ch_client,
-        f"{ch_db}.entityMetricDailyAgg",
-        ["entityType", "entityId", "metricType", "day", "total"],
-        [("Image", 100, "Like", CUTOFF.date().replace(month=1, day=10), 5)],
+    # Another writer adds to one of the rollup keys the slice was measured on: the tool cannot tell
+    # whether its part landed, and says so with the statement that would finish it.
+    import json
+
+    detail = json.loads(
+        ch_client.query(
+            f"SELECT detail FROM {ch_db}.metric_backfill_ledger WHERE step = 'committing' LIMIT 1"
+        ).result_rows[0][0]
     )
-    with pytest.raises(PublishConflict, match=r"entityMetricDaily.*INSERT INTO `[^`]+`\.`entityMetricDailyAgg` SELECT"):
+    key = next(iter(detail["views"][0]["sample"].values()))[0]
+    agg = f"{ch_db}.entityMetricDailyAgg"
+    ch_client.command(
+        f"INSERT INTO {agg} (entityType, entityId, metricType, day, total) "
+        f"SELECT k.1, k.2, k.3, k.4, 5 FROM (SELECT {key} AS k)",
+        settings={"async_insert": 0},
+    )
+    with pytest.raises(
+        PublishConflict, match=r"entityMetricDaily.*(INSERT INTO|ALTER TABLE) `[^`]+`\.`entityMetricDailyAgg`"
+    ):
         publish_run(ch_dsn, staged.run_id, state_database=state_of(ch_dsn, ch_db))
+
+
+def test_a_rollup_key_written_by_someone_else_that_the_commit_was_not_measured_on_changes_nothing(
+    reactions: Totals,
+    engine: Callable[..., RunResult],
+    target: Callable[[str], str],
+    ch_client: Any,
+    ch_dsn: str,
+    ch_db: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The live pipeline keeps writing rollup keys while a publish is interrupted: the settle is exact
+    for the slice, and the other writer's rows stay what they are."""
+    import json
+
+    table = target("events")
+    staged = engine(run_kw={"stage_only": True}, table=table, sources=("ImageReaction",), publish_slice_rows=10_000)
+    _die_once(monkeypatch, Publisher, "_commit_view", lambda *a, **kw: True)
+    with pytest.raises(Died):
+        publish_run(ch_dsn, staged.run_id, state_database=state_of(ch_dsn, ch_db))
+    monkeypatch.undo()
+    detail = json.loads(
+        ch_client.query(
+            f"SELECT detail FROM {ch_db}.metric_backfill_ledger WHERE step = 'committing' LIMIT 1"
+        ).result_rows[0][0]
+    )
+    sampled = {k for ks in detail["views"][0]["sample"].values() for k in ks}
+    agg = f"{ch_db}.entityMetricDailyAgg"
+    rows = ch_client.query(f"SELECT entityType, entityId, metricType, day FROM {agg} LIMIT 0").result_rows
+    assert rows == []  # the rollup part had not landed
+    live_day = CUTOFF.date()  # a day the backfill never writes
+    ch_client.command(
+        f"INSERT INTO {agg} (entityType, entityId, metricType, day, total) VALUES "
+        f"('Image', 100, 'Like', '{live_day}', 5)",
+        settings={"async_insert": 0},
+    )
+    assert not any(str(live_day) in k for k in sampled)
+    publish_run(ch_dsn, staged.run_id, state_database=state_of(ch_dsn, ch_db))
+    want = dict(reactions)
+    want[("Image", 100, "Like")] = want.get(("Image", 100, "Like"), 0) + 5
+    assert rollup_totals(ch_client, ch_db) == want
+    assert table_totals(ch_client, table) == reactions
 
 
 def test_a_target_feeding_a_view_the_tool_cannot_apply_is_refused_before_writing(
@@ -606,3 +659,34 @@ def test_the_target_lease_admits_one_holder_and_ignores_a_dead_one(ch_dsn: str, 
             pass
     finally:
         ch.close()
+
+
+def test_a_run_killed_while_it_records_its_plan_is_planned_again_not_published_empty(
+    world: Totals,
+    engine: Callable[..., RunResult],
+    target: Callable[[str], str],
+    ch_client: Any,
+    ch_db: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found by killing at random: a run record without its chunks once resumed as "0 chunks" and
+    was published empty, exit 0."""
+    from metric_backfill.engine._state import StateStore
+
+    table = target("events")
+    real = StateStore.write_chunks
+
+    def die_on_the_plan(self: StateStore, run_id: str, states: Any) -> None:
+        states = list(states)
+        if states and all(s.status == "planned" for s in states):
+            real(self, run_id, states[: len(states) // 2])  # half of the list made it
+            raise Died
+        real(self, run_id, states)
+
+    monkeypatch.setattr(StateStore, "write_chunks", die_on_the_plan)
+    with pytest.raises(Died):
+        engine()
+    monkeypatch.undo()
+    result = engine()
+    assert result.status == "published"
+    assert_exact(ch_client, ch_db, table, world)
