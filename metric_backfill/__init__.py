@@ -29,7 +29,10 @@ from metric_backfill._errors import (
     TransientError,
 )
 from metric_backfill.catalog import CATALOG, Pair, Rule, Source, Values
+from metric_backfill.engine._preflight import Preflight, preflight
+from metric_backfill.engine._prune import PruneResult, prune
 from metric_backfill.engine._run import RunResult, dry_run, publish_run, run
+from metric_backfill.engine._status import status
 
 __all__ = [
     "CATALOG",
@@ -39,6 +42,8 @@ __all__ = [
     "DifferencesFound",
     "OverlapError",
     "Pair",
+    "Preflight",
+    "PruneResult",
     "PublishConflict",
     "Rule",
     "RunConfig",
@@ -51,6 +56,9 @@ __all__ = [
     "Values",
     "dry_run",
     "parse_cutoff",
+    "preflight",
+    "prune",
     "publish_run",
     "run",
+    "status",
 ]

@@ -8,7 +8,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -32,20 +32,30 @@ CH_TABLES: dict[str, str] = {
 }
 EARNINGS_SOURCES = ("resourceCompensations", "buzz_resource_compensation")
 
-_CUTOFF_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})(\.\d{1,3})?Z?$")
+_CUTOFF_RE = re.compile(
+    r"^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})(\.\d{1,3})?\s*(Z|[+-]\d{2}(?::?\d{2})?)?$", re.IGNORECASE
+)
+_FORMAT_HINT = "use ISO 8601, 'YYYY-MM-DD HH:MM:SS[.fff]' in UTC or with an offset, e.g. '2025-10-01 00:00:00' or '2025-10-01T02:00:00+02:00'"
 
 
 def parse_cutoff(text: str, what: str = "cutoff") -> datetime:
-    """'YYYY-MM-DD HH:MM:SS[.fff]' (UTC) → naive UTC datetime, millisecond precision."""
-    m = _CUTOFF_RE.match(text.strip()) if text else None
+    """An ISO 8601 instant to the millisecond → naive UTC datetime. Without an offset it is UTC;
+    with one (`Z`, `+02:00`, `-0500`, `+02`) it is converted to UTC."""
+    m = _CUTOFF_RE.match(text.strip()) if isinstance(text, str) else None
     if not m:
-        raise ConfigError(
-            f"malformed {what} {text!r}: use 'YYYY-MM-DD HH:MM:SS[.fff]' in UTC, e.g. --cutoff '2025-10-01 00:00:00'"
-        )
+        raise ConfigError(f"malformed {what} {text!r}: {_FORMAT_HINT}")
+    offset = (m[4] or "").upper()
+    if offset and offset != "Z":
+        sign, digits = offset[0], offset[1:].replace(":", "")
+        offset = f"{sign}{digits[:2]}:{digits[2:4] or '00'}"
     try:
-        value = datetime.fromisoformat(f"{m[1]} {m[2]}{(m[3] or '').ljust(4, '0') if m[3] else ''}")
+        value = datetime.fromisoformat(
+            f"{m[1]} {m[2]}{(m[3] or '').ljust(4, '0') if m[3] else ''}{'+00:00' if offset == 'Z' else offset}"
+        )
     except ValueError as exc:
-        raise ConfigError(f"malformed {what} {text!r}: {exc}; use 'YYYY-MM-DD HH:MM:SS[.fff]' in UTC") from None
+        raise ConfigError(f"malformed {what} {text!r}: {exc}; {_FORMAT_HINT}") from None
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
     return value
 
 

@@ -34,7 +34,7 @@ from metric_backfill._errors import (
 )
 from metric_backfill.backends._sql import literal, qualified, quote_ident, value_literal
 
-__all__ = ["Capabilities", "ClickHouse", "RowFeed", "valid_dsn", "quote_ident", "qualified"]
+__all__ = ["Capabilities", "ClickHouse", "RowFeed", "refuse_missing_engine", "valid_dsn", "quote_ident", "qualified"]
 
 Chunk = bytes | bytearray | memoryview
 """A block of TabSeparated rows, as COPY hands them over."""
@@ -73,6 +73,7 @@ os.environ.setdefault("JE_MALLOC_CONF", "background_thread:true,narenas:4,dirty_
 # Every statement the tool sends. async_insert is on by default in ClickHouse 26.x and would
 # batch, delay and (with dependent views) duplicate our writes (T3).
 SESSION_SETTINGS = {"async_insert": 0, "session_timezone": "UTC"}
+SPOOL_PREFIX = "metric-backfill-"
 NATIVE_PORTS = (9000, 9440)
 
 
@@ -314,6 +315,31 @@ def engine_holder(path: str) -> str | None:
     return None
 
 
+# What chDB keeps in its folder: a folder with none of these is something else.
+_ENGINE_ENTRIES = frozenset({"metadata", "store", "data", "status", "tmp", "user_files", "preprocessed_configs"})
+
+
+def refuse_missing_engine(dsn: str, *, create: bool = False) -> None:
+    """A chdb:// path must hold an embedded engine: a mistyped path would otherwise be created
+    empty, and the error would then blame a missing source table. `create` allows a new one."""
+    if not Capabilities.of(dsn).embedded:
+        return
+    path = embedded_path(dsn)
+    if os.path.isfile(path):
+        raise ConfigError(f"the chdb:// path {path} is a file, not an embedded ClickHouse folder: check --clickhouse")
+    entries = set(os.listdir(path)) if os.path.isdir(path) else set()
+    if entries and not entries & _ENGINE_ENTRIES:
+        raise ConfigError(
+            f"the folder {path} holds no embedded ClickHouse (no metadata/ or store/ in it): check the chdb:// "
+            "path in --clickhouse"
+        )
+    if not entries and not create:
+        raise ConfigError(
+            f"no embedded ClickHouse at {path}: check the chdb:// path in --clickhouse, or pass --create-chdb "
+            "to create a new one there"
+        )
+
+
 def embedded_path(dsn: str) -> str:
     return dsn[len("chdb://") :].split("?", 1)[0]
 
@@ -376,7 +402,8 @@ class ClickHouse:
     def spool_dir(self) -> str:
         """A private folder for the named pipes of the embedded feed, removed on close."""
         if self._spool_dir is None:
-            self._spool_dir = tempfile.mkdtemp(prefix="metric-backfill-")
+            # The pid in the name lets `prune` tell the folders of killed processes from live ones.
+            self._spool_dir = tempfile.mkdtemp(prefix=f"{SPOOL_PREFIX}{os.getpid()}-")
         return self._spool_dir
 
     @property

@@ -1,10 +1,12 @@
-"""Command line: `metric-backfill plan | run | publish | status | demo`. Thin: parses, calls the
-library, renders. Exit codes: 0 ok, 1 differences found (verify), 2 usage/config, 3 runtime,
-130 interrupted."""
+"""Command line: `metric-backfill plan | check | run | publish | status | verify | reconcile | prune |
+demo`. Thin: parses, calls the library, renders. Exit codes: 0 ok, 1 differences found (verify),
+2 usage/config, 3 runtime, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM)."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 import warnings
 from collections.abc import Callable
@@ -12,6 +14,7 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
@@ -19,7 +22,7 @@ warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 from metric_backfill.catalog import BUZZTIP_ENTITY_TYPES, Pair  # noqa: E402
 from metric_backfill._config import CH_TABLES, RunConfig, parse_cutoff, parse_date  # noqa: E402
 from metric_backfill.catalog._describe import describe_catalog, missing_pairs, read_pair_list  # noqa: E402
-from metric_backfill._errors import BackfillError, ConfigError  # noqa: E402
+from metric_backfill._errors import BackfillError, Cancelled, ConfigError  # noqa: E402
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -29,29 +32,122 @@ err_console = Console(stderr=True, highlight=False, width=None if sys.stderr.isa
 
 
 def _fail(exc: BackfillError) -> None:
-    err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True, markup=True, highlight=False)
-    rows = getattr(exc, "rows", None)
-    if rows:
-        from metric_backfill.engine._fence import format_table
-
-        err_console.print(format_table(rows), soft_wrap=True, markup=False, highlight=False)
+    # soft_wrap: a long line stays one line in a log file; a refusal's table follows its line.
+    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True, markup=True, highlight=False)
     sys.exit(exc.exit_code)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (CI cancelling a job, `kill`): stopped like Ctrl-C — in-flight reads cancelled, state
+    left resumable — instead of dying mid-statement."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    _output["terminated"] = True
+    raise Terminated()
+
+
+def check_output_path(path: str | None, option: str) -> None:
+    """An output file the command will write at the end: refused now, before any work, if it cannot be."""
+    if not path or path == "-":
+        return
+    parent = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise ConfigError(f"{option} {path} is a directory: give a file name")
+    if not os.path.isdir(parent):
+        raise ConfigError(f"{option} {path}: the folder {parent} does not exist; create it or choose another path")
+    if not os.access(parent, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise ConfigError(f"{option} {path} is not writable: choose another path")
+
+
+def _output_options(fn: F) -> F:
+    """Logging options every command takes (also from the configuration file)."""
+    for opt in reversed(
+        [
+            click.option("-v", "--verbose", count=True, help="More detail: -v every chunk on a terminal, -vv debug."),
+            click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr."),
+            click.option(
+                "--log-format",
+                type=click.Choice(["text", "json"]),
+                default="text",
+                show_default=True,
+                envvar="METRIC_BACKFILL_LOG_FORMAT",
+                help="Log records on stderr (and in --log-file) as timestamped text or one JSON object per line.",
+            ),
+            click.option(
+                "--log-file",
+                type=click.Path(dir_okay=False),
+                envvar="METRIC_BACKFILL_LOG_FILE",
+                help="Also write every log record (phases, chunks, slices) to this file.",
+            ),
+        ]
+    ):
+        fn = opt(fn)
+    return fn
+
+
 def _guard(fn: F) -> F:
+    """Every command: logging set up as asked, errors rendered as one line with the exit code of
+    their kind, Ctrl-C and SIGTERM as a clean stop. Nothing is printed after the final error."""
     import functools
 
     @functools.wraps(fn)
     def wrapper(*a: Any, **kw: Any) -> Any:
+        from metric_backfill.cli._logging import configure_logging
+
+        verbose, quiet = kw.pop("verbose", 0), kw.pop("quiet", False)
+        log_format, log_file = kw.pop("log_format", "text"), kw.pop("log_file", None)
+        previous = signal.getsignal(signal.SIGTERM)
         try:
+            check_output_path(log_file, "--log-file")
+            configure_logging(err_console, verbose=verbose, quiet=quiet, log_format=log_format, log_file=log_file)
+            _output["bars"] = _bars(log_format, quiet)
+            _output["log_format"] = log_format
+            signal.signal(signal.SIGTERM, _on_sigterm)
             return fn(*a, **kw)
         except BackfillError as exc:
+            if _output.get("terminated") and isinstance(exc, Cancelled):
+                err_console.print("[yellow]terminated; run the same command again to resume")
+                sys.exit(143)
             _fail(exc)
+        except Terminated:
+            err_console.print("[yellow]terminated; run the same command again to resume")
+            sys.exit(143)
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted; run the same command again to resume")
             sys.exit(130)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
-    return wrapper  # type: ignore[return-value]
+    return _output_options(wrapper)  # type: ignore[return-value]
+
+
+_output: dict[str, Any] = {"bars": False}
+
+
+def _bars(log_format: str, quiet: bool) -> bool:
+    from metric_backfill.cli._logging import uses_bars
+
+    return uses_bars(err_console, log_format, quiet)
+
+
+def _human(json_file: str | None) -> Console:
+    """Where tables for people go: stdout, or stderr when stdout carries the JSON — and nowhere
+    when stderr carries JSON log lines too (a program reads both)."""
+    if json_file != "-":
+        return console
+    if _output.get("log_format") == "json":
+        import io
+
+        return Console(file=io.StringIO())
+    return err_console
+
+
+def _reporter() -> Any:
+    """Progress bars for a person at a terminal; None (the log only) everywhere else."""
+    from metric_backfill.cli._render import ConsoleReporter
+
+    return ConsoleReporter(err_console) if _output["bars"] else None
 
 
 def _csv(value: str | None) -> tuple[str, ...]:
@@ -100,18 +196,60 @@ state_option = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+class _Cli(click.Group):
+    """click's own usage errors (a bad value, a missing argument) as one line with exit 2, like the
+    tool's refusals, instead of the usage block."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kw: Any) -> Any:
+        try:
+            return super().main(*args, standalone_mode=False, **kw)  # type: ignore[call-overload]
+        except click.UsageError as exc:
+            hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+            err_console.print(f"[bold red]error:[/] {escape(exc.format_message())}{hint}", soft_wrap=True)
+            sys.exit(2)
+        except click.ClickException as exc:
+            err_console.print(f"[bold red]error:[/] {escape(exc.format_message())}", soft_wrap=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            err_console.print("[yellow]interrupted")
+            sys.exit(130)
+
+
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(package_name="metric-backfill")
-def cli() -> None:
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    envvar="METRIC_BACKFILL_CONFIG",
+    show_envvar=True,
+    help="TOML file of connections and options (default: ./metric-backfill.toml if it exists).",
+)
+@click.pass_context
+def cli(ctx: click.Context, config_file: str | None) -> None:
     """Backfill entityMetricEvents in ClickHouse from the site's source tables, exactly once.
 
     \b
-    plan     what would be written: sources, queries, fan-out rules, pairs
-    run      plan, stage and publish a backfill (resumes an interrupted one)
-    publish  publish a staged run
-    status   runs and their progress
-    demo     the whole thing on embedded PostgreSQL + ClickHouse with generated data
+    plan       what would be written: sources, queries, fan-out rules, pairs
+    check      connect to both sides and say what a run with these options would do
+    run        plan, stage and publish a backfill (resumes an interrupted one)
+    publish    publish a staged run
+    status     runs and their progress (also while one runs)
+    verify     compare per-entity totals with the sources (or the site's counters)
+    reconcile  write one corrective event per differing entity
+    prune      remove the staging of published or abandoned runs
+    demo       the whole thing on embedded PostgreSQL + ClickHouse with generated data
     """
+    from pathlib import Path
+
+    from metric_backfill.cli._config_file import DEFAULT_FILE, load_default_map
+
+    path = Path(config_file) if config_file else Path(DEFAULT_FILE)
+    if config_file or path.is_file():
+        try:
+            ctx.default_map = load_default_map(path, cli, ctx.invoked_subcommand)
+        except BackfillError as exc:
+            _fail(exc)
 
 
 # -- plan ------------------------------------------------------------------------------------
@@ -211,7 +349,26 @@ def _plan_text(doc: dict[str, Any]) -> str:
 # -- run -------------------------------------------------------------------------------------
 
 
-def build_config(pg_url: str | None, ch_url: str | None, cutoff: str | None, **kw: Any) -> RunConfig:
+def engine_dsn(ch_url: str | None, *, create: bool = False) -> str:
+    """--clickhouse, checked: a chdb:// path must hold an embedded engine (or --create-chdb says to
+    make one): a mistyped path must not quietly become an empty database."""
+    from metric_backfill.backends._clickhouse import refuse_missing_engine, valid_dsn
+
+    dsn = valid_dsn(ch_url or "")
+    refuse_missing_engine(dsn, create=create)
+    return dsn
+
+
+def build_config(
+    pg_url: str | None, ch_url: str | None, cutoff: str | None, *, create_chdb: bool = False, **kw: Any
+) -> RunConfig:
+    """The options, checked (all of them before any connection is made; the engine path last)."""
+    cfg = _build_config(pg_url, ch_url, cutoff, **kw)
+    engine_dsn(cfg.clickhouse_url, create=create_chdb)
+    return cfg
+
+
+def _build_config(pg_url: str | None, ch_url: str | None, cutoff: str | None, **kw: Any) -> RunConfig:
     from metric_backfill.backends._clickhouse import valid_dsn
     from metric_backfill.backends._postgres import valid_pg_url
 
@@ -247,7 +404,11 @@ def build_config(pg_url: str | None, ch_url: str | None, cutoff: str | None, **k
 @cli.command()
 @pg_option
 @ch_option
-@click.option("--cutoff", help="UTC instant 'YYYY-MM-DD HH:MM:SS[.fff]'; only events strictly before it are written.")
+@click.option(
+    "--cutoff",
+    help="The instant the live pipeline took over (ISO 8601; UTC unless it has an offset, e.g. "
+    "'2025-10-01 00:00:00'); only events strictly before it are written.",
+)
 @click.option("--table", default="", help="Target table (table or db.table); default: the shape's standard name.")
 @click.option(
     "--target-shape",
@@ -280,20 +441,32 @@ def build_config(pg_url: str | None, ch_url: str | None, cutoff: str | None, **k
 )
 @click.option("--generation-value", type=click.Choice(["one", "blobs"]), default="one", show_default=True)
 @click.option(
-    "--backfill-version", type=int, default=5, show_default=True, help="Written to `version` where it exists."
+    "--backfill-version",
+    type=click.IntRange(0, 255),
+    default=5,
+    show_default=True,
+    help="Written to `version` where it exists.",
 )
-@click.option("--concurrency", type=int, default=2, show_default=True, help="Chunk workers in this process.")
-@click.option("--chunk-rows", type=int, default=500_000, show_default=True, help="Source rows per PostgreSQL chunk.")
+@click.option(
+    "--concurrency", type=click.IntRange(1, 64), default=2, show_default=True, help="Chunk workers in this process."
+)
+@click.option(
+    "--chunk-rows",
+    type=click.IntRange(min=1),
+    default=500_000,
+    show_default=True,
+    help="Source rows per PostgreSQL chunk.",
+)
 @click.option(
     "--ch-chunk-rows",
-    type=int,
+    type=click.IntRange(min=1),
     default=1_000_000,
     show_default=True,
     help="Source rows per ClickHouse-sourced chunk (whole days).",
 )
 @click.option(
     "--publish-slice-rows",
-    type=int,
+    type=click.IntRange(min=1),
     default=1_000_000,
     show_default=True,
     help="Largest publish slice (inserted as one block).",
@@ -330,7 +503,12 @@ def build_config(pg_url: str | None, ch_url: str | None, cutoff: str | None, **k
     help="Share a run among N processes (static partitioning: this one stages chunks with id % N == K). "
     "Worker 0 plans and publishes; the others need the same --run-id.",
 )
-@click.option("--wait-timeout", type=float, default=None, help="Seconds to wait for other workers (default: forever).")
+@click.option(
+    "--wait-timeout",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Seconds to wait for other workers (default: forever).",
+)
 @click.option(
     "--net-against-live",
     is_flag=True,
@@ -342,7 +520,10 @@ def build_config(pg_url: str | None, ch_url: str | None, cutoff: str | None, **k
     "--stage-only", is_flag=True, help="Stop after staging; publish later with `metric-backfill publish RUN`."
 )
 @click.option("--dry-run", is_flag=True, help="Print how many events each pair would get; write nothing.")
-@click.option("--json", "json_file", type=click.Path(dir_okay=False), help="Write the run summary as JSON.")
+@click.option(
+    "--create-chdb", is_flag=True, help="Create the embedded ClickHouse at the chdb:// path if it does not exist yet."
+)
+@click.option("--json", "json_file", metavar="FILE|-", help="Write the run summary as JSON; - for stdout.")
 @state_option
 @_guard
 def run(
@@ -360,11 +541,12 @@ def run(
 ) -> None:
     """Backfill: plan chunks, stage events, publish them into the target exactly once."""
     from metric_backfill.engine import _run
-    from metric_backfill.cli._render import ConsoleReporter, pairs_table
+    from metric_backfill.cli._render import pairs_table
 
     k, _, n = worker.partition("/")
     if not (k.isdigit() and n.isdigit() and 0 <= int(k) < int(n)):
         raise ConfigError(f"malformed --worker {worker!r}: use K/N with 0 <= K < N, e.g. --worker 1/3")
+    check_output_path(json_file, "--json")
     cfg = build_config(pg_url, ch_url, cutoff, state_database=state_db, **kw)
     from metric_backfill.backends._clickhouse import Capabilities
 
@@ -374,8 +556,8 @@ def run(
             "--worker K/N with N > 1 shares a run among processes, but an embedded engine belongs to "
             "one process: use a ClickHouse server, or --concurrency within one process"
         )
-    reporter = ConsoleReporter(err_console)
-    out = err_console if json_file == "-" else console  # stdout carries the JSON then
+    reporter = _reporter()
+    out = _human(json_file)  # stdout carries the JSON then
     if dry_run:
         pairs = _run.dry_run(cfg, reporter)
         out.print(pairs_table("dry run: events each pair would get (nothing written)", pairs))
@@ -406,68 +588,55 @@ def run(
     show_default=True,
     help="When another run published some of this run's pairs after it was planned.",
 )
-@click.option("--json", "json_file", type=click.Path(dir_okay=False), help="Write the result as JSON.")
+@click.option("--json", "json_file", metavar="FILE|-", help="Write the result as JSON; - for stdout.")
 @_guard
 def publish(run_id: str, ch_url: str | None, state_db: str, on_overlap: str, json_file: str | None) -> None:
     """Publish a staged run into its target(s). Publishing twice changes nothing."""
     from metric_backfill.engine import _run
-    from metric_backfill.backends._clickhouse import valid_dsn
     from metric_backfill._config import checked_ident
-    from metric_backfill.cli._render import ConsoleReporter
 
-    dsn = valid_dsn(ch_url or "")
+    check_output_path(json_file, "--json")
+    dsn = engine_dsn(ch_url)
     checked_ident(state_db, "--state-db")
     n = _run.publish_run(
         dsn,
         run_id,
         state_database=state_db,
-        reporter=ConsoleReporter(err_console),
+        reporter=_reporter(),
         on_overlap=on_overlap,  # type: ignore[arg-type]
     )
+    out = _human(json_file)
     if json_file:
         _write_json(json_file, {"run_id": run_id, "published_rows": n})
-    console.print(f"run {run_id}: published {n:,} rows now" + (" (nothing left to publish)" if n == 0 else ""))
+    out.print(f"run {run_id}: published {n:,} rows now" + (" (nothing left to publish)" if n == 0 else ""))
 
 
 @cli.command()
 @click.argument("run_id", required=False)
 @ch_option
 @state_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--json", "json_file", metavar="FILE|-", help="Write the status as JSON; - for stdout.")
 @_guard
-def status(run_id: str | None, ch_url: str | None, state_db: str, as_json: bool) -> None:
-    """Runs, or one run's progress per source: chunks done/total, rows, events, rate, ETA."""
-    from metric_backfill.backends._clickhouse import valid_dsn
+def status(run_id: str | None, ch_url: str | None, state_db: str, json_file: str | None) -> None:
+    """Runs, or one run's progress per source: chunks done/total, rows, events, rate, ETA.
+
+    Works while a run is going on, on an embedded engine too (from the progress file the running
+    process keeps beside it). A run in progress that no command works on is shown as interrupted."""
+    from metric_backfill._config import checked_ident
+    from metric_backfill.cli._render import run_table, runs_table
     from metric_backfill.engine._status import status as read_status
 
-    st = read_status(valid_dsn(ch_url or ""), state_db, run_id)
-    if as_json:
-        click.echo(json.dumps(st.get("runs", st), default=str, indent=2))
-        return
-    if not run_id:
-        t = Table(title="runs")
-        for col in ("run", "status", "created", "updated"):
-            t.add_column(col)
-        for r in st["runs"]:
-            t.add_row(r["run_id"], r["status"], str(r["created_at"])[:19], str(r["updated_at"])[:19])
-        console.print(t)
-        return
-    console.print(f"run {run_id}: [bold]{st['status']}[/]")
-    t = Table()
-    for col in ("source", "chunks done/total", "running", "failed", "rows read", "events", "rate rows/s", "ETA"):
-        t.add_column(col, justify="right" if col != "source" else "left")
-    for src in st["sources"]:
-        t.add_row(
-            src["source"],
-            f"{src['done']}/{src['total']}",
-            str(src["running"]),
-            str(src["failed"]),
-            f"{src['rows_read']:,}",
-            f"{src['events']:,}",
-            f"{src['rate']:,.0f}" if src["rate"] else "-",
-            src["eta"] or "-",
-        )
-    console.print(t)
+    check_output_path(json_file, "--json")
+    checked_ident(state_db, "--state-db")
+    st = read_status(engine_dsn(ch_url), state_db, run_id)
+    if json_file:
+        _write_json(json_file, st if run_id else st["runs"])
+        if json_file == "-":
+            return
+    if run_id:
+        console.print(run_table(st))
+    else:
+        console.print(runs_table(st["runs"], live=st.get("live")))
 
 
 # -- verify / reconcile ----------------------------------------------------------------------
@@ -478,7 +647,7 @@ def _selection_options(fn: F) -> F:
         [
             pg_option,
             ch_option,
-            click.option("--cutoff", help="The backfill cutoff (UTC 'YYYY-MM-DD HH:MM:SS[.fff]')."),
+            click.option("--cutoff", help="The backfill cutoff (ISO 8601; UTC unless it has an offset)."),
             click.option("--table", default="", help="Target table (table or db.table)."),
             click.option("--earnings-table", default=""),
             click.option("--only", default="", help="Comma-separated pairs (default: every pair the pipeline emits)."),
@@ -690,6 +859,8 @@ def verify(
         raise ConfigError("--run and --target are exclusive: verify a run's staging or the target")
     if html_file and against != "processors":
         raise ConfigError("--html writes the cutover report: add --against processors")
+    check_output_path(json_file, "--json")
+    check_output_path(html_file, "--html")
     cfg = _selection_config(pg_url, ch_url, cutoff, state_db, kw)
     if against == "processors":
         _cutover(cfg, _kv(truth_table, "--truth-table"), json_file, html_file)
@@ -703,7 +874,7 @@ def verify(
         on_differences=report.differences if json_file else None,
     )
     report.finish(result.to_dict())
-    _print_check(result, err_console if report.to_stdout else console)
+    _print_check(result, _human(json_file))
     sys.exit(1 if result.report.differing or not result.rollups_ok else 0)
 
 
@@ -781,13 +952,14 @@ def reconcile(
     showing them (--dry-run: only show)."""
     from metric_backfill.verify import _verify as _check
 
+    check_output_path(json_file, "--json")
     cfg = _selection_config(pg_url, ch_url, cutoff, state_db, kw)
     if not (dry_run or yes or sys.stdin.isatty()):
         raise ConfigError(
             "reconcile writes corrections into the target: look first with --dry-run, then add --yes "
             "(it asks on a terminal)"
         )
-    out = err_console if json_file == "-" else console
+    out = _human(json_file)
 
     def confirm(result: Any) -> bool:
         _print_check(result, out)
@@ -818,11 +990,114 @@ def reconcile(
         out.print("nothing to correct; no run was recorded")
 
 
+# -- check / prune ---------------------------------------------------------------------------
+
+
+@cli.command()
+@_selection_options
+@click.option(
+    "--target-shape",
+    type=click.Choice(["events", "new", "month"]),
+    default="events",
+    show_default=True,
+    help="Shape a run would create the target with, if it does not exist.",
+)
+@click.option("--json", "json_file", metavar="FILE|-", help="Write the findings as JSON; - for stdout.")
+@_guard
+def check(
+    pg_url: str | None, ch_url: str | None, cutoff: str | None, state_db: str, json_file: str | None, **kw: Any
+) -> None:
+    """Connect to both sides and report what a run with these options would meet and do: server
+    versions, the PostgreSQL role's privileges, the source queries (EXPLAINed, nothing read), the
+    target and its materialized views, ClickHouse settings and rights, and whether a run would start
+    or resume. Writes nothing. Exit 0, or 2 when something would stop a run."""
+    from metric_backfill.cli._render import findings_table
+    from metric_backfill.engine._preflight import preflight
+
+    check_output_path(json_file, "--json")
+    cfg = _selection_config(pg_url, ch_url, cutoff, state_db, kw)
+    result = preflight(cfg)
+    out = _human(json_file)
+    if json_file:
+        _write_json(json_file, result.to_dict())
+    out.print(findings_table(result.findings))
+    if result.problems:
+        out.print(f"[red]{result.problems} problem(s): a run with these options would not succeed")
+        sys.exit(2)
+    out.print("[green]ready: a run with these options can start")
+
+
+@cli.command()
+@click.argument("run_id", required=False)
+@ch_option
+@state_option
+@click.option(
+    "--include-published",
+    is_flag=True,
+    help="Also remove the staging of published runs (they can then no longer be replaced with --on-overlap replace).",
+)
+@click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
+@click.option("--yes", is_flag=True, help="Remove without asking (needed off a terminal).")
+@click.option("--json", "json_file", metavar="FILE|-", help="Write the list as JSON; - for stdout.")
+@_guard
+def prune(
+    run_id: str | None,
+    ch_url: str | None,
+    state_db: str,
+    include_published: bool,
+    dry_run: bool,
+    yes: bool,
+    json_file: str | None,
+) -> None:
+    """Remove the staging of finished or abandoned runs, scratch tables of settled publishes, and
+    temporary folders of killed processes. Naming an unfinished RUN abandons it. Keeps a published
+    run's staging (needed to replace it) unless --include-published."""
+    from metric_backfill._config import checked_ident
+    from metric_backfill.cli._render import prune_table
+    from metric_backfill.engine._prune import prune as do_prune
+
+    check_output_path(json_file, "--json")
+    checked_ident(state_db, "--state-db")
+    dsn = engine_dsn(ch_url)
+    if not (dry_run or yes or sys.stdin.isatty()):
+        raise ConfigError(
+            "prune removes staged runs: look first with --dry-run, then add --yes (it asks on a terminal)"
+        )
+    out = _human(json_file)
+
+    def confirm(result: Any) -> bool:
+        out.print(prune_table(result.items))
+        if yes:
+            return True
+        return click.confirm(f"remove {len(result.removable)} item(s)?", default=False, err=True)
+
+    result = do_prune(dsn, state_db, run_id, include_published=include_published, dry_run=dry_run, confirm=confirm)
+    if json_file:
+        _write_json(json_file, result.to_dict())
+    if dry_run or not result.removable:
+        out.print(prune_table(result.items))
+    rows = sum(i.rows for i in result.removable)
+    if dry_run:
+        out.print(f"dry run: {len(result.removable)} item(s), {rows:,} staged rows would be removed; nothing was")
+    elif result.done:
+        out.print(f"removed {len(result.removable)} item(s), {rows:,} staged rows")
+    elif result.removable:
+        out.print("nothing was removed")
+    else:
+        out.print("nothing to remove")
+
+
 # -- demo ------------------------------------------------------------------------------------
 
 
 @cli.command()
-@click.option("--scale", type=float, default=1.0, show_default=True, help="Data volume (1.0 ≈ 1M source rows).")
+@click.option(
+    "--scale",
+    type=click.FloatRange(min=0.001, max=1000),
+    default=1.0,
+    show_default=True,
+    help="Data volume (1.0 ≈ 1M source rows).",
+)
 @click.option(
     "--dir",
     "directory",
@@ -832,10 +1107,10 @@ def reconcile(
     help="Where the embedded PostgreSQL and ClickHouse keep their data.",
 )
 @click.option("--seed", type=int, default=42, show_default=True)
-@click.option("--concurrency", type=int, default=2, show_default=True)
+@click.option("--concurrency", type=click.IntRange(1, 64), default=2, show_default=True)
 @click.option(
     "--drift",
-    type=int,
+    type=click.IntRange(min=0),
     default=0,
     show_default=True,
     metavar="N",
@@ -847,8 +1122,6 @@ def demo(scale: float, directory: str, seed: int, concurrency: int, drift: int) 
     """Generate data in an embedded PostgreSQL + ClickHouse, backfill it, and check every total."""
     from metric_backfill.demo._demo import run_demo
 
-    from metric_backfill.cli._render import ConsoleReporter
-
     ok = run_demo(
         scale=scale,
         directory=directory,
@@ -856,17 +1129,14 @@ def demo(scale: float, directory: str, seed: int, concurrency: int, drift: int) 
         concurrency=concurrency,
         console=console,
         err_console=err_console,
-        reporter=ConsoleReporter(err_console),
+        reporter=_reporter(),
         drift=drift,
     )
     sys.exit(0 if ok else 1)
 
 
 def main() -> None:
-    try:
-        cli(standalone_mode=True)
-    except BackfillError as exc:  # pragma: no cover - _guard handles command errors
-        _fail(exc)
+    cli()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -69,7 +69,7 @@ def run_demo(
     concurrency: int,
     console: Console,
     err_console: Console,
-    reporter: Reporter,
+    reporter: Reporter | None,
     drift: int = 0,
 ) -> bool:
     root = Path(directory).resolve()

@@ -18,6 +18,7 @@ when it was planned is a conflict, decided by `--on-overlap` as at plan time.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 from metric_backfill.catalog import Pair, routes_to_earnings_table
@@ -193,14 +194,12 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join([f"  {'pair':<34} {'table':<40} {'rows':>10}  whose", *lines])
 
 
-def _listing(rows: list[dict[str, Any]], most: int = 6) -> str:
-    items = [
-        f"{r['pair']}: {r['rows']} rows in {r['table']}" + (f" ({r['whose']})" if r["whose"] else "")
-        for r in rows[:most]
-    ]
-    if len(rows) > most:
-        items.append(f"and {len(rows) - most} more pairs")
-    return "; ".join(items)
+def _summary(rows: list[dict[str, Any]]) -> str:
+    """One short clause for the refusal's line; the table below it names every pair."""
+    tables = sorted({r["table"] for r in rows})
+    total = sum(int(r["rows"]) for r in rows)
+    where = tables[0] if len(tables) == 1 else f"{len(tables)} tables"
+    return f"{len(rows)} pair{'s' if len(rows) != 1 else ''} ({total:,} rows in {where})"
 
 
 class OverlapRefused(OverlapError):
@@ -209,6 +208,9 @@ class OverlapRefused(OverlapError):
     def __init__(self, message: str, rows: list[dict[str, Any]]) -> None:
         super().__init__(message)
         self.rows = rows
+
+    def __str__(self) -> str:
+        return f"{self.args[0]}\n{format_table(self.rows)}"
 
 
 def apply_fence(
@@ -235,7 +237,7 @@ def apply_fence(
     decision["rows"] = [[*p, found[p].total[p]] for p in sorted(found)]
     if cfg.on_overlap == "abort":
         raise OverlapRefused(
-            f"the target already holds rows before the cutoff — {_listing(table)}. Nothing was "
+            f"the target already holds {_summary(table)} that this run would double; nothing was "
             "written. Choose --on-overlap skip (leave those pairs out), replace (withdraw this tool's "
             "earlier runs) or accept (write anyway and record the overlap)",
             table,
@@ -248,14 +250,17 @@ def apply_fence(
         plan.chunks = [c for c in plan.chunks if c.source in keep]
         decision["skipped"] = [list(p) for p in sorted(found)]
     elif cfg.on_overlap == "replace":
+        # First: without a pruned run's staged rows neither its own rows can be told from others'
+        # nor can they be negated.
+        refuse_pruned_withdrawals(state, sorted({r for p, ov in found.items() for r in ov.active_runs[p]}))
         foreign = {p: ov.foreign(p) for p, ov in found.items() if ov.foreign(p)}
         if foreign:
+            rows = [found[p].row(p) for p in sorted(foreign)]
             raise OverlapRefused(
-                "--on-overlap replace withdraws only rows this tool published, but others wrote "
-                + ", ".join(f"{p} ({n} rows)" for p, n in sorted(foreign.items()))
-                + ": leave those pairs out (--on-overlap skip or --only) or accept them. Nothing was "
-                "written",
-                [found[p].row(p) for p in sorted(foreign)],
+                f"--on-overlap replace withdraws only rows this tool published, but others wrote rows of "
+                f"{_summary(rows)}: leave those pairs out (--on-overlap skip or --only) or accept them; "
+                "nothing was written",
+                rows,
             )
         unfinished = sorted({r for p, ov in found.items() for r in ov.unfinished_runs[p]})
         if unfinished:
@@ -269,6 +274,18 @@ def apply_fence(
                 withdraw[r].append(list(p))
         decision["withdraw"] = dict(withdraw)
     return decision
+
+
+def refuse_pruned_withdrawals(state: StateStore, withdraw: Iterable[str]) -> None:
+    """A replace withdraws a run by negating its staged rows: without them it cannot."""
+    for old in withdraw:
+        old_rec = state.run(old)
+        if old_rec is not None and old_rec.summary.get("pruned") and old_rec.status != "withdrawn":
+            raise OverlapError(
+                f"--on-overlap replace would withdraw run {old}, but its staging was pruned "
+                "(`prune --include-published`), so its rows cannot be negated. Nothing was written: "
+                "choose --on-overlap accept and correct with `metric-backfill reconcile`, or skip"
+            )
 
 
 def known_pairs(ch: ClickHouse, target: Target) -> dict[str, list[list[str]]]:

@@ -40,6 +40,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -740,7 +741,7 @@ class Publisher:
         ]
         return [p for p in (withdraw, self.plan_slices(only_pairs=self.only_pairs), settle) if p]
 
-    def publish(self, on_slice: Callable[[Slice, int, str], None] | None = None) -> tuple[int, int]:
+    def publish(self, on_slice: Callable[[Slice, int, str, float], None] | None = None) -> tuple[int, int]:
         """Publish every slice not yet done; returns (rows inserted now, slices already done)."""
         targets = {self.main.label: self.main, self.earnings.label: self.earnings}
         for t in targets.values():
@@ -754,10 +755,12 @@ class Publisher:
                 entry = entries[sl.target.label].get(sl.key, {})
                 if "done" in entry:
                     skipped += 1
-                    on_slice(sl, 0, "already published")
+                    on_slice(sl, 0, "already published", 0.0)
                 elif "committing" in entry:
                     self._lease_check()
-                    on_slice(sl, 0, self.settle(sl, entry["committing"]))
+                    t0 = time.monotonic()
+                    note = self.settle(sl, entry["committing"])
+                    on_slice(sl, 0, note, time.monotonic() - t0)
                 else:
                     todo.append(sl)
             if not todo:
@@ -767,15 +770,17 @@ class Publisher:
             def one(sl: Slice, before: dict[str, Picture] = before) -> int:
                 if self.stop.is_set():
                     raise Cancelled("interrupted; run the same command again to go on")
+                t0 = time.monotonic()
                 built = self.build(sl)
                 if not built.rows:
                     # An empty hash bucket: nothing to attach, nothing to settle later.
                     self._record(sl, "done", 0, 0, {}, "empty")
                     self._drop_built(built)
-                    on_slice(sl, 0, "empty")
+                    on_slice(sl, 0, "empty", time.monotonic() - t0)
                     return 0
                 n = self.commit(sl, built, before[sl.key])
-                on_slice(sl, n, {"publish": "published", "withdraw": "withdrawn", "settle": "settled"}[sl.kind])
+                kind = {"publish": "published", "withdraw": "withdrawn", "settle": "settled"}[sl.kind]
+                on_slice(sl, n, kind, time.monotonic() - t0)
                 return n
 
             # Builds run in parallel; commits go one at a time (see the module docstring).

@@ -16,7 +16,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
@@ -32,54 +32,26 @@ from metric_backfill._errors import (
     TerminalError,
     is_transient,
 )
-from metric_backfill.engine._fence import apply_fence, known_pairs, publish_time_conflicts
+from metric_backfill.engine._fence import apply_fence, known_pairs, publish_time_conflicts, refuse_pruned_withdrawals
 from metric_backfill.engine._lease import Lease
 from metric_backfill.engine._net import stage_netting
 from metric_backfill.engine._plan import NET_SOURCE, Chunk, Plan, build_plan
+from metric_backfill.engine._progress import Beacon, Reporter, SilentReporter, Tracker
 from metric_backfill.backends._postgres import Postgres, Snapshot
-from metric_backfill.engine._publish import Publisher, Slice, refuse_out_of_range
+from metric_backfill.engine._publish import Publisher, refuse_out_of_range
 from metric_backfill.backends._sql import literal, ts_literal
 from metric_backfill.engine._stage import ChunkStager, dry_run_counts
 from metric_backfill.engine._state import ChunkState, RunRecord, StateStore, now, worker_name
 from metric_backfill.engine._target import Target, ensure_target, resolve_targets
 
-__all__ = ["Reporter", "RunResult", "Worker", "dry_run", "publish_run", "publish_staged", "run"]
+__all__ = ["Reporter", "RunResult", "SilentReporter", "Worker", "dry_run", "publish_run", "publish_staged", "run"]
 
 RETRY_ATTEMPTS = 5
 OnOverlap = Literal["abort", "skip", "replace", "accept"]
 
 
-class Reporter(Protocol):
-    def message(self, text: str) -> None: ...
-    def planned(self, plan: Plan, todo: list[Chunk]) -> None: ...
-    def chunk_done(self, chunk: Chunk, rows_read: int) -> None: ...
-    def retrying(self, chunk: Chunk, attempt: int, error: BaseException) -> None: ...
-    def publishing(self, slices: int) -> None: ...
-    def slice_done(self, sl: Slice, rows: int, note: str) -> None: ...
-    def finished(self) -> None: ...
-
-
-class SilentReporter:
-    def message(self, text: str) -> None:
-        pass
-
-    def planned(self, plan: Plan, todo: list[Chunk]) -> None:
-        pass
-
-    def chunk_done(self, chunk: Chunk, rows_read: int) -> None:
-        pass
-
-    def retrying(self, chunk: Chunk, attempt: int, error: BaseException) -> None:
-        pass
-
-    def publishing(self, slices: int) -> None:
-        pass
-
-    def slice_done(self, sl: Slice, rows: int, note: str) -> None:
-        pass
-
-    def finished(self) -> None:
-        pass
+def as_tracker(reporter: Reporter | Tracker | None, command: str = "run") -> Tracker:
+    return reporter if isinstance(reporter, Tracker) else Tracker(reporter, command=command)
 
 
 @dataclass
@@ -173,7 +145,7 @@ def _stage_chunks(
     plan: Plan,
     todo: list[Chunk],
     concurrency: int,
-    reporter: Reporter,
+    tracker: Tracker,
     snap: Snapshot,
     worker_label: str,
     on_new_snapshot: Callable[[str], None],
@@ -185,6 +157,7 @@ def _stage_chunks(
     def one(chunk: Chunk) -> None:
         sp = plan.source(chunk.source)
         attempt = 0
+        t0 = time.monotonic()
 
         def attempt_once() -> int:
             nonlocal attempt
@@ -205,8 +178,10 @@ def _stage_chunks(
                 if snap.id != old:
                     on_new_snapshot(snap.id)
             if not stop.is_set():
-                reporter.retrying(chunk, attempt, exc)
+                wait_s = rs.next_action.sleep if rs.next_action is not None else 0.0
+                tracker.retrying(chunk, rs.attempt_number, RETRY_ATTEMPTS, wait_s, exc)
 
+        tracker.chunk_started(chunk)
         try:
             rows = Retrying(
                 retry=retry_if_exception(_retryable),
@@ -215,46 +190,14 @@ def _stage_chunks(
                 reraise=True,
                 before_sleep=before_sleep,
             )(attempt_once)
+            events = state.chunk_events(run_id, chunk.chunk_id, attempt)
         except BaseException as exc:
+            tracker.chunk_failed(chunk)
             if not isinstance(exc, (Cancelled, KeyboardInterrupt)):
-                log.add(
-                    [
-                        ChunkState(
-                            chunk.chunk_id,
-                            chunk.source,
-                            chunk.part,
-                            chunk.lo,
-                            chunk.hi,
-                            chunk.est_rows,
-                            attempt,
-                            "failed",
-                            0,
-                            me,
-                            str(exc),
-                            now(),
-                        )
-                    ],
-                )
+                log.add([_chunk_state(chunk, attempt, "failed", 0, me, str(exc))])
             raise
-        log.add(
-            [
-                ChunkState(
-                    chunk.chunk_id,
-                    chunk.source,
-                    chunk.part,
-                    chunk.lo,
-                    chunk.hi,
-                    chunk.est_rows,
-                    attempt,
-                    "done",
-                    rows,
-                    me,
-                    "",
-                    now(),
-                )
-            ],
-        )
-        reporter.chunk_done(chunk, rows)
+        log.add([_chunk_state(chunk, attempt, "done", rows, me, "", events)])
+        tracker.chunk_done(chunk, rows, events, time.monotonic() - t0)
 
     log = _ChunkLog(state, run_id)
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="stage")
@@ -285,6 +228,26 @@ def _stage_chunks(
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         log.flush()
+
+
+def _chunk_state(
+    chunk: Chunk, attempt: int, status: Any, rows: int, worker: str, error: str, events: int = 0
+) -> ChunkState:
+    return ChunkState(
+        chunk.chunk_id,
+        chunk.source,
+        chunk.part,
+        chunk.lo,
+        chunk.hi,
+        chunk.est_rows,
+        attempt,
+        status,
+        rows,
+        worker,
+        error,
+        now(),
+        events,
+    )
 
 
 class _ChunkLog:
@@ -325,10 +288,10 @@ def _targets(s: _Session, cfg: RunConfig, pairs: list[Pair], *, create: bool) ->
 def dry_run(cfg: RunConfig, reporter: Reporter | None = None) -> dict[str, dict[str, int]]:
     """Count the events each pair would get (and, netting against the live pipeline, the keys it
     would net). Reads the sources and the target; writes nothing anywhere."""
-    reporter = reporter or SilentReporter()
+    tracker = as_tracker(reporter, "dry-run")
     with _Session(cfg) as s, s.pg.snapshot() as snap:
         plan = build_plan(cfg, snap, s.ch)
-        reporter.planned(plan, plan.chunks)
+        tracker.planned(plan, plan.chunks, snapshot=snap.id)
         stager = ChunkStager("dry-run", s.state, s.ch, snap, cfg.ch_tables)
         stats: list[tuple[Any, ...]] = []
         touched: dict[str, set[tuple[int, int]]] = defaultdict(set)
@@ -339,7 +302,7 @@ def dry_run(cfg: RunConfig, reporter: Reporter | None = None) -> dict[str, dict[
             for et, mt, reason, n, vs, drifted in dry_run_counts(stager, sp, c):
                 stats.append((c.source, et, mt, reason, n, vs))
                 touched[str(Pair(str(et), str(mt)))].update((int(e), int(u)) for e, u in drifted)
-            reporter.chunk_done(c, c.est_rows)
+            tracker.chunk_done(c, c.est_rows)
         totals = pair_totals(stats)
         if cfg.net_against_live:
             main, earn, _, _ = resolve_targets(s.ch, cfg, create=False)
@@ -361,7 +324,7 @@ def dry_run(cfg: RunConfig, reporter: Reporter | None = None) -> dict[str, dict[
                         touched[str(p)].add((int(eid), int(uid)))
             for name in totals:
                 totals[name]["netted_keys"] = len(touched.get(name, ()))
-    reporter.finished()
+    tracker.finished()
     return totals
 
 
@@ -384,16 +347,14 @@ class Worker:
         return self.index == 0
 
 
-def _wait_for(
-    what: str, check: Callable[[], bool], reporter: Reporter, timeout: float | None, poll: float = 1.0
-) -> None:
+def _wait_for(what: str, check: Callable[[], bool], tracker: Tracker, timeout: float | None, poll: float = 1.0) -> None:
     deadline = None if timeout is None else time.monotonic() + timeout
     last_note = 0.0
     while not check():
         if deadline is not None and time.monotonic() > deadline:
             raise TerminalError(f"gave up waiting for {what} after {timeout:.0f}s")
         if time.monotonic() - last_note > 30:
-            reporter.message(f"waiting for {what}…")
+            tracker.info(f"waiting for {what}…")
             last_note = time.monotonic()
         time.sleep(poll)
 
@@ -408,93 +369,116 @@ def run(
     wait_timeout: float | None = None,
 ) -> RunResult:
     """Plan, stage and (unless stage_only) publish; resumes an unfinished run of the same config."""
-    reporter = reporter or SilentReporter()
-    with _Session(cfg) as s:
-        fingerprint = cfg.fingerprint()
-        if not worker.leader:
-            if not run_id:
-                raise ConfigError("--worker K/N with K > 0 joins a run: pass the --run-id that worker 0 uses")
-            _wait_for(
-                f"worker 0 to plan run {run_id}",
-                lambda: getattr(s.state.run(run_id), "status", "planned") != "planned",
-                reporter,
-                wait_timeout,
-            )
-        resumed_id = run_id or s.state.latest_run(fingerprint)
-        existing = s.state.run(resumed_id) if resumed_id else None
-        if existing and existing.fingerprint != fingerprint:
-            raise ConfigError(
-                f"run {resumed_id} was started with different options; use the same options or another --run-id"
-            )
-        rid: str = (resumed_id if existing and resumed_id else None) or run_id or new_run_id()
-        result = RunResult(rid, "staging", resumed=existing is not None)
-        if existing and existing.status == "published":
-            # The same command again: its run is complete. Publishing is idempotent, so this is
-            # a no-op that still re-checks the ledger (and settles an interrupted slice).
-            reporter.message(f"run {rid} with these options is already published; nothing to do")
-            result.pairs = pair_totals(s.state.stats(existing))
-            result.overlap = overlap_view(existing.manifest.get("overlap", {}))
-            if not stage_only and worker.leader:
-                result.published_rows = publish_staged(s.ch, s.state, rid, reporter, on_overlap=cfg.on_overlap)
-            result.status = "published"
-            reporter.finished()
-            return result
+    tracker = as_tracker(reporter)
+    try:
+        with _Session(cfg) as s, Beacon(s.ch, s.state, tracker):
+            return _run(s, cfg, run_id, stage_only, worker, tracker, wait_timeout)
+    finally:
+        tracker.finished()
 
-        if existing and existing.status in ("staged", "publishing"):
-            reporter.message(f"run {rid}: staging already complete")
-        else:
-            _stage_run(s, cfg, rid, fingerprint, existing, worker, result, reporter)
-        if not worker.leader:
-            result.status = "staged (this worker's share)"
-            reporter.finished()
-            return result
+
+def _run(
+    s: _Session,
+    cfg: RunConfig,
+    run_id: str | None,
+    stage_only: bool,
+    worker: Worker,
+    tracker: Tracker,
+    wait_timeout: float | None,
+) -> RunResult:
+    t0 = time.monotonic()
+    fingerprint = cfg.fingerprint()
+    if not worker.leader:
+        if not run_id:
+            raise ConfigError("--worker K/N with K > 0 joins a run: pass the --run-id that worker 0 uses")
         _wait_for(
-            f"the other workers of run {rid}",
-            lambda: all(c.status == "done" for c in s.state.chunks(rid) if c.source != NET_SOURCE),
-            reporter,
+            f"worker 0 to plan run {run_id}",
+            lambda: getattr(s.state.run(run_id), "status", "planned") != "planned",
+            tracker,
             wait_timeout,
-            poll=2.0,
         )
+    resumed_id = run_id or s.state.latest_run(fingerprint)
+    existing = s.state.run(resumed_id) if resumed_id else None
+    if existing and existing.fingerprint != fingerprint:
+        raise ConfigError(
+            f"run {resumed_id} was started with different options; use the same options or another --run-id"
+        )
+    if existing and existing.status == "abandoned":
+        raise ConfigError(
+            f"run {resumed_id} was abandoned (its staging was pruned): leave out --run-id, or name a new run"
+        )
+    rid: str = (resumed_id if existing and resumed_id else None) or run_id or new_run_id()
+    tracker.set_run(rid, target=cfg.table or None, cutoff=format_ts(cfg.cutoff))
+    tracker.recorded = existing is not None
+    result = RunResult(rid, "staging", resumed=existing is not None)
+    if existing and existing.status == "published":
+        # The same command again: its run is complete. Publishing is idempotent, so this is
+        # a no-op that still re-checks the ledger (and settles an interrupted slice).
+        tracker.info(f"run {rid} with these options is already published; nothing to do")
+        result.pairs = pair_totals(s.state.stats(existing))
+        result.overlap = overlap_view(existing.manifest.get("overlap", {}))
+        if not stage_only and worker.leader:
+            result.published_rows = publish_staged(s.ch, s.state, rid, tracker, on_overlap=cfg.on_overlap)
+        result.status = "published"
+        return result
+
+    if existing and existing.status in ("staged", "publishing"):
+        tracker.info(f"run {rid}: staging already complete")
+    else:
+        tracker.phase("planning", f"run {rid}: " + ("resuming" if existing else "planning"))
+        _stage_run(s, cfg, rid, fingerprint, existing, worker, result, tracker)
+    if not worker.leader:
+        result.status = "staged (this worker's share)"
+        return result
+    _wait_for(
+        f"the other workers of run {rid}",
+        lambda: all(c.status == "done" for c in s.state.chunks(rid) if c.source != NET_SOURCE),
+        tracker,
+        wait_timeout,
+        poll=2.0,
+    )
+    rec = s.state.run(rid)
+    assert rec is not None
+    net = next((c for c in s.state.chunks(rid) if c.source == NET_SOURCE), None)
+    if net is not None and net.status != "done":
+        main, earn = _targets(s, cfg, _run_pairs(rec), create=True)
+        until = parse_cutoff(str(rec.manifest["snapshot_at"]))
+        tracker.phase("netting", "netting against the live events in the target")
+        rec.manifest["net"] = stage_netting(
+            s.ch,
+            s.state,
+            rec,
+            chunk_id=net.chunk_id,
+            main=main,
+            earnings=earn or main,
+            until=until,
+            backfill_version=cfg.backfill_version,
+        )
+        s.state.write_run(rec)
+        tracker.info(
+            "netted against the live events up to "
+            + rec.manifest["net"]["until"]
+            + ": "
+            + (", ".join(f"{p} {n:,}" for p, n in rec.manifest["net"]["keys"].items()) or "no keys")
+        )
+    s.state.summarize(rec)
+    if rec.status == "staging":
+        s.state.set_status(rec, "staged")
+    result.pairs = pair_totals(s.state.stats(rec))
+    result.overlap = overlap_view(rec.manifest.get("overlap", {}))
+    result.status = "staged"
+    staged = sum(d.get("events", 0) for d in result.pairs.values())
+    tracker.phase("staged", f"run {rid}: staged {staged:,} events in {time.monotonic() - t0:.1f} s", events=staged)
+    if stage_only:  # refuse now what the publish would refuse (the publish checks again)
+        main, earn = _targets(s, cfg, _run_pairs(rec), create=True)
+        refuse_out_of_range(s.state, rec, {"main": main, "earnings": earn or main})
+    else:
+        result.published_rows = publish_staged(s.ch, s.state, rid, tracker, on_overlap=cfg.on_overlap)
+        result.status = "published"
         rec = s.state.run(rid)
         assert rec is not None
-        net = next((c for c in s.state.chunks(rid) if c.source == NET_SOURCE), None)
-        if net is not None and net.status != "done":
-            main, earn = _targets(s, cfg, _run_pairs(rec), create=True)
-            until = parse_cutoff(str(rec.manifest["snapshot_at"]))
-            rec.manifest["net"] = stage_netting(
-                s.ch,
-                s.state,
-                rec,
-                chunk_id=net.chunk_id,
-                main=main,
-                earnings=earn or main,
-                until=until,
-                backfill_version=cfg.backfill_version,
-            )
-            s.state.write_run(rec)
-            reporter.message(
-                "netted against the live events up to "
-                + rec.manifest["net"]["until"]
-                + ": "
-                + (", ".join(f"{p} {n:,}" for p, n in rec.manifest["net"]["keys"].items()) or "no keys")
-            )
-        s.state.summarize(rec)
-        if rec.status == "staging":
-            s.state.set_status(rec, "staged")
-        result.pairs = pair_totals(s.state.stats(rec))
         result.overlap = overlap_view(rec.manifest.get("overlap", {}))
-        result.status = "staged"
-        if stage_only:  # refuse now what the publish would refuse (the publish checks again)
-            main, earn = _targets(s, cfg, _run_pairs(rec), create=True)
-            refuse_out_of_range(s.state, rec, {"main": main, "earnings": earn or main})
-        else:
-            result.published_rows = publish_staged(s.ch, s.state, rid, reporter, on_overlap=cfg.on_overlap)
-            result.status = "published"
-            rec = s.state.run(rid)
-            assert rec is not None
-            result.overlap = overlap_view(rec.manifest.get("overlap", {}))
-        reporter.finished()
-        return result
+    return result
 
 
 def _stage_run(
@@ -505,7 +489,7 @@ def _stage_run(
     existing: RunRecord | None,
     worker: Worker,
     result: RunResult,
-    reporter: Reporter,
+    tracker: Tracker,
 ) -> None:
     with s.pg.snapshot() as snap:
         if snap.started_at is not None and max([cfg.cutoff, *cfg.source_cutoffs.values()]) > snap.started_at:
@@ -557,12 +541,13 @@ def _stage_run(
                 ],
             )
             s.state.write_run(rec)
+        tracker.recorded = True
         result.overlap = overlap_view(rec.manifest.get("overlap", {}))
         if worker.leader:
             s.state.set_status(rec, "staging")
 
         def on_new_snapshot(snap_id: str) -> None:
-            reporter.message(f"the PostgreSQL snapshot was lost; reading on under snapshot {snap_id}")
+            tracker.warning(f"the PostgreSQL snapshot was lost; reading on under snapshot {snap_id}")
             if worker.leader:
                 with lock:
                     rec.manifest["snapshot_ids"] = [*rec.manifest.get("snapshot_ids", []), snap_id]
@@ -570,7 +555,7 @@ def _stage_run(
                     s.state.write_run(rec)
 
         todo = [c for c in plan.chunks if c.chunk_id not in done and worker.owns(c) and c.source != NET_SOURCE]
-        reporter.planned(plan, todo)
+        tracker.planned(plan, todo, snapshot=snap.id)
         stager = ChunkStager(rid, s.state, s.ch, snap, cfg.ch_tables)
         _stage_chunks(
             stager,
@@ -578,7 +563,7 @@ def _stage_run(
             plan,
             todo,
             cfg.concurrency,
-            reporter,
+            tracker,
             snap,
             f"w{worker.index}of{worker.count}",
             on_new_snapshot,
@@ -593,14 +578,14 @@ def publish_staged(
     ch: ClickHouse,
     state: StateStore,
     run_id: str,
-    reporter: Reporter | None = None,
+    reporter: Reporter | Tracker | None = None,
     *,
     on_overlap: OnOverlap = "abort",
     lease_wait: float | None = 120.0,
 ) -> int:
     """Publish a staged run exactly once: under the target lease(s), after the publish-time fence and
     the range checks, settling any interrupted slice first. Returns the rows inserted now."""
-    reporter = reporter or SilentReporter()
+    tracker = as_tracker(reporter, "publish")
     rec = state.run(run_id)
     if rec is None:
         raise ConfigError(f"unknown run {run_id!r}: see `metric-backfill status`")
@@ -616,12 +601,12 @@ def publish_staged(
     targets = sorted({t.label: t for t in (main, earn or main)}.values(), key=lambda t: t.label)
     with ExitStack() as leases:
         held = [
-            leases.enter_context(Lease(ch, t.database, t.label, run_id, wait=lease_wait, on_wait=reporter.message))
+            leases.enter_context(Lease(ch, t.database, t.label, run_id, wait=lease_wait, on_wait=tracker.info))
             for t in targets
         ]
         rec = state.run(run_id)  # again, under the lease: another process may have published it meanwhile
         assert rec is not None
-        _fence_at_publish(ch, state, rec, pairs, main, earn, on_overlap, reporter)
+        _fence_at_publish(ch, state, rec, pairs, main, earn, on_overlap, tracker)
         pairs = _run_pairs(rec)
         state.summarize(rec)
         refuse_out_of_range(state, rec, {"main": main, "earnings": earn or main})
@@ -630,6 +615,7 @@ def publish_staged(
         withdrawals = {
             old: [Pair(*p) for p in ps] for old, ps in rec.manifest.get("overlap", {}).get("withdraw", {}).items()
         }
+        refuse_pruned_withdrawals(state, withdrawals)
         cutoffs = [cfg.cutoff, *cfg.source_cutoffs.values()]
         for old in withdrawals:  # the scope a slice is measured in must hold the withdrawn rows too
             old_rec = state.run(old)
@@ -659,8 +645,9 @@ def publish_staged(
             lease_check=lease_check,
             only_pairs=pairs,
         )
-        reporter.publishing(sum(len(p) for p in pub.phases()))
-        rows, _skipped = pub.publish(reporter.slice_done)
+        t0 = time.monotonic()
+        tracker.publishing(sum(len(p) for p in pub.phases()), ", ".join(t.label for t in targets))
+        rows, _skipped = pub.publish(tracker.slice_done)
         for old, old_pairs in withdrawals.items():
             # Its events are no longer in effect (for these pairs): the same command must plan anew,
             # not report "already published".
@@ -672,6 +659,7 @@ def publish_staged(
         rec = state.run(run_id)
         assert rec is not None
         state.set_status(rec, "published", published_rows=int(rec.summary.get("published_rows", 0)) + rows)
+        tracker.phase("published", f"run {run_id}: published {rows:,} rows in {time.monotonic() - t0:.1f} s", rows=rows)
     if withdrawals and rows:
         _measure_replaced(ch, state, rec, main, earn or main, sorted({p for ps in withdrawals.values() for p in ps}))
     return rows
@@ -720,7 +708,7 @@ def _fence_at_publish(
     main: Target,
     earn: Target | None,
     on_overlap: OnOverlap,
-    reporter: Reporter,
+    tracker: Tracker,
 ) -> None:
     """Runs published since this one was planned, holding its pairs: decided as at plan time."""
     conflicts = publish_time_conflicts(ch, rec.run_id, pairs, rec.manifest, main, earn)
@@ -759,7 +747,7 @@ def _fence_at_publish(
     # accept: record and go on. Either way these runs are known from now on.
     for target in {main.label: main, (earn or main).label: earn or main}.values():
         overlap.setdefault("known", {})[target.label] = known_pairs(ch, target)
-    reporter.message(f"run {rec.run_id}: {on_overlap} for pairs published since it was planned ({listing})")
+    tracker.warning(f"run {rec.run_id}: {on_overlap} for pairs published since it was planned ({listing})")
     state.write_run(rec)
 
 
@@ -772,11 +760,15 @@ def publish_run(
     on_overlap: OnOverlap = "abort",
 ) -> int:
     """Publish a staged run; publishing a published run again changes nothing."""
-    reporter = reporter or SilentReporter()
-    with ClickHouse(clickhouse_url) as ch:
-        state = StateStore(ch, state_database)
-        if not state.exists():
-            raise ConfigError(f"unknown run {run_id!r}: the state database {state_database} holds no runs")
-        n = publish_staged(ch, state, run_id, reporter, on_overlap=on_overlap)
-    reporter.finished()
-    return n
+    tracker = as_tracker(reporter, "publish")
+    try:
+        with ClickHouse(clickhouse_url) as ch:
+            state = StateStore(ch, state_database)
+            if not state.exists():
+                raise ConfigError(f"unknown run {run_id!r}: the state database {state_database} holds no runs")
+            tracker.set_run(run_id)
+            tracker.recorded = True
+            with Beacon(ch, state, tracker):
+                return publish_staged(ch, state, run_id, tracker, on_overlap=on_overlap)
+    finally:
+        tracker.finished()

@@ -14,6 +14,9 @@ Tables (database `state_database`, default `metric_backfill`):
                 run's finished staging, computed once when staging completes (`summarize`): what
                 the publish is sized and range-checked by, and what reports show.
 - `lookups`     PostgreSQL lookups that ClickHouse-sourced chunks join against.
+- `heartbeats`  the newest progress document of each command working on a run, every ten seconds
+                (see `_progress`): who runs it, how far it is, and — when it stops beating — that
+                nobody does.
 
 The publish ledger and the target leases live in the target's database (see `_publish`, `_lease`).
 
@@ -38,8 +41,9 @@ from metric_backfill.backends._sql import literal, qualified, quote_ident
 
 __all__ = ["ChunkState", "RunRecord", "SCHEMA_VERSION", "StateStore", "now", "worker_name"]
 
-SCHEMA_VERSION = 2
-"""Version of the state tables' layout (1: the first round's, with a chunk_stats view)."""
+SCHEMA_VERSION = 3
+"""Version of the state tables' layout (1: the first round's, with a chunk_stats view; 2 lacked
+events per chunk and heartbeats, and is upgraded in place: the changes only add)."""
 
 STAGING_COLUMNS = (
     "run_id",
@@ -56,7 +60,7 @@ STAGING_COLUMNS = (
     "drifted",
 )
 
-RunStatus = Literal["planned", "staging", "staged", "publishing", "published", "withdrawn"]
+RunStatus = Literal["planned", "staging", "staged", "publishing", "published", "withdrawn", "abandoned"]
 ChunkStatus = Literal["planned", "done", "failed"]
 
 
@@ -82,6 +86,8 @@ class ChunkState:
     worker: str
     error: str
     updated_at: datetime
+    events: int = 0
+    """Events the attempt staged (not counting dropped ones)."""
 
 
 @dataclass
@@ -118,15 +124,21 @@ class StateStore:
         self.refuse_other_schema()
         return True
 
-    def refuse_other_schema(self) -> None:
-        if self._checked:
-            return
+    def _schema_version(self) -> int:
         rows = (
             self.ch.query(f"SELECT value FROM {self.t('meta')} FINAL WHERE key = 'schema_version'")
             if self.ch.engine(self.db, "meta") is not None
             else []
         )
-        found = int(rows[0][0]) if rows else 1
+        return int(rows[0][0]) if rows else 1
+
+    def refuse_other_schema(self) -> None:
+        if self._checked:
+            return
+        found = self._schema_version()
+        if found == 2:
+            self._upgrade_from_2()
+            found = SCHEMA_VERSION
         if found != SCHEMA_VERSION:
             older = found < SCHEMA_VERSION
             raise ConfigError(
@@ -139,6 +151,32 @@ class StateStore:
                 )
             )
         self._checked = True
+
+    def _upgrade_from_2(self) -> None:
+        """Version 2 → 3 only adds (a column, an index, a table), so a version-2 tool's runs read on."""
+        for sql in (
+            f"ALTER TABLE {self.t('chunks')} ADD COLUMN IF NOT EXISTS events UInt64 DEFAULT 0",
+            f"ALTER TABLE {self.t('staging')} ADD INDEX IF NOT EXISTS {self._CHUNK_INDEX}",
+            self._heartbeats_ddl(),
+        ):
+            self.ch.command(sql, what="upgrading the state tables from schema version 2")
+        self.ch.insert(
+            self.t("meta"),
+            [["schema_version", str(SCHEMA_VERSION), now()]],
+            ["key", "value", "updated_at"],
+            what="recording the state schema version",
+        )
+
+    # Staging parts are never merged, so each holds one chunk attempt: a min-max index over a whole
+    # part lets a chunk's events be counted from its own parts alone.
+    _CHUNK_INDEX = "by_chunk chunk_id TYPE minmax GRANULARITY 1000000000"
+
+    def _heartbeats_ddl(self) -> str:
+        return (
+            f"CREATE TABLE IF NOT EXISTS {self.t('heartbeats')} (run_id String, holder String, host String, "
+            "pid UInt32, phase LowCardinality(String), beat_at DateTime64(3, 'UTC') DEFAULT now64(3), doc String) "
+            "ENGINE = ReplacingMergeTree(beat_at) ORDER BY (run_id, holder)"
+        )
 
     def ensure(self) -> None:
         if self._ensured:
@@ -170,13 +208,15 @@ class StateStore:
             f"""CREATE TABLE IF NOT EXISTS {self.t("chunks")} (
                 run_id String, chunk_id UInt32, source LowCardinality(String), part String,
                 lo String, hi String, est_rows UInt64, attempt UInt32, status LowCardinality(String),
-                rows_read UInt64, worker String, error String, updated_at DateTime64(6, 'UTC')
+                rows_read UInt64, worker String, error String, updated_at DateTime64(6, 'UTC'),
+                events UInt64 DEFAULT 0
             ) ENGINE = ReplacingMergeTree(updated_at) ORDER BY (run_id, chunk_id)""",
             f"""CREATE TABLE IF NOT EXISTS {self.t("staging")} (
                 run_id String, source LowCardinality(String), chunk_id UInt32, attempt UInt32,
                 entityType LowCardinality(String), entityId Int32, userId Int32,
                 metricType LowCardinality(String), metricValue Int64, createdAt DateTime64(3, 'UTC'),
-                drop_reason LowCardinality(String), drifted UInt8
+                drop_reason LowCardinality(String), drifted UInt8,
+                INDEX {self._CHUNK_INDEX}
             ) ENGINE = MergeTree PARTITION BY run_id ORDER BY toYYYYMM(createdAt)
             -- Written once, read once or twice: merging its parts would only compete with the
             -- run for CPU (measured: a third of the run's time on 2 cores). No merges, and room
@@ -193,6 +233,7 @@ class StateStore:
             f"""CREATE TABLE IF NOT EXISTS {self.t("lookups")} (
                 run_id String, chunk_id UInt32, attempt UInt32, name LowCardinality(String), key Int32, value Int32
             ) ENGINE = MergeTree PARTITION BY run_id ORDER BY (chunk_id, attempt, name, key)""",
+            self._heartbeats_ddl(),
         ]
         for s in stmts:
             self.ch.command(s, what="creating the state tables")
@@ -262,7 +303,7 @@ class StateStore:
             return None
         rows = self.ch.query(
             f"SELECT run_id FROM {self.t('runs')} FINAL WHERE fingerprint = {{f:String}} "
-            "AND status != 'withdrawn' ORDER BY created_at DESC LIMIT 1",
+            "AND status NOT IN ('withdrawn', 'abandoned') ORDER BY created_at DESC LIMIT 1",
             parameters={"f": fingerprint},
         )
         return str(rows[0][0]) if rows else None
@@ -282,6 +323,7 @@ class StateStore:
         "worker",
         "error",
         "updated_at",
+        "events",
     ]
 
     def write_chunks(self, run_id: str, states: Iterable[ChunkState]) -> None:
@@ -300,6 +342,7 @@ class StateStore:
                 s.worker,
                 s.error[:1000],
                 s.updated_at,
+                s.events,
             ]
             for s in states
         ]
@@ -309,7 +352,7 @@ class StateStore:
     def chunks(self, run_id: str) -> list[ChunkState]:
         rows = self.ch.query(
             f"SELECT chunk_id, source, part, lo, hi, est_rows, attempt, status, rows_read, worker, "
-            f"error, updated_at FROM {self.t('chunks')} FINAL WHERE run_id = {{r:String}} "
+            f"error, updated_at, events FROM {self.t('chunks')} FINAL WHERE run_id = {{r:String}} "
             "ORDER BY chunk_id",
             parameters={"r": run_id},
         )
@@ -327,9 +370,69 @@ class StateStore:
                 str(r[9]),
                 str(r[10]),
                 r[11],
+                int(r[12]),
             )
             for r in rows
         ]
+
+    def chunk_totals(self) -> dict[str, tuple[int, int, int, int]]:
+        """Per run: (chunks, chunks done, rows read, events staged)."""
+        if not self.exists():
+            return {}
+        rows = self.ch.query(
+            f"SELECT run_id, count(), countIf(status = 'done'), sumIf(rows_read, status = 'done'), "
+            f"sumIf(events, status = 'done') FROM {self.t('chunks')} FINAL GROUP BY run_id",
+            what="reading chunk totals",
+        )
+        return {str(r): (int(n), int(d), int(rr), int(e)) for r, n, d, rr, e in rows}
+
+    def chunk_events(self, run_id: str, chunk_id: int, attempt: int) -> int:
+        """Events one chunk attempt staged (read from its own parts, see `_CHUNK_INDEX`)."""
+        rows = self.ch.query(
+            f"SELECT count() FROM {self.t('staging')} WHERE run_id = {{r:String}} AND chunk_id = {{c:UInt32}} "
+            "AND attempt = {a:UInt32} AND drop_reason = ''",
+            parameters={"r": run_id, "c": chunk_id, "a": attempt},
+            what="counting a chunk's events",
+        )
+        return int(rows[0][0])
+
+    # -- heartbeats --------------------------------------------------------------------------
+    def heartbeat(self, run_id: str, doc: dict[str, Any]) -> None:
+        holder = f"{doc.get('host')}:{doc.get('pid')}:{doc.get('command')}"
+        self.ch.insert(
+            self.t("heartbeats"),
+            [
+                [
+                    run_id,
+                    holder,
+                    str(doc.get("host", "")),
+                    int(doc.get("pid", 0)),
+                    str(doc.get("phase", "")),
+                    now(),
+                    json.dumps(doc),
+                ]
+            ],
+            ["run_id", "holder", "host", "pid", "phase", "beat_at", "doc"],
+            what="writing a heartbeat",
+        )
+
+    def heartbeats(self, run_id: str | None = None) -> list[dict[str, Any]]:
+        """The newest beat of each command per run: its document plus `age_s` on the server's clock."""
+        if self.ch.engine(self.db, "heartbeats") is None:
+            return []
+        where = "WHERE run_id = {r:String}" if run_id else ""
+        rows = self.ch.query(
+            f"SELECT run_id, doc, dateDiff('millisecond', beat_at, now64(3)) / 1000 FROM {self.t('heartbeats')} "
+            f"FINAL {where} ORDER BY beat_at",
+            parameters={"r": run_id} if run_id else None,
+            what="reading heartbeats",
+        )
+        out = []
+        for rid, doc, age in rows:
+            d = json.loads(doc)
+            d["run_id"], d["age_s"] = str(rid), float(age)
+            out.append(d)
+        return out
 
     def done_attempts_sql(self, run_id: str) -> str:
         """SQL set of (chunk_id, attempt) whose staging is complete: the only staged rows that count."""

@@ -11,6 +11,8 @@ catalog the engine compiles: the two implementations check each other.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
@@ -24,6 +26,8 @@ from metric_backfill.backends._sql import pairs_sql, qualified, quote_ident
 from metric_backfill.engine._target import Target
 
 __all__ = ["PairReport", "RollupReport", "VerifyReport", "compare_rollups", "verify_totals"]
+
+_log = logging.getLogger("metric_backfill")
 
 EXPECTED_STRUCTURE = "entityType String, entityId Int32, metricType String, total Int64, events Int64"
 
@@ -69,8 +73,11 @@ def load_expected(
 ) -> None:
     """Fill `table` (EXPECTED_STRUCTURE) with every query's aggregates, read under one snapshot."""
     with pg.snapshot() as snap:
+        started = time.monotonic()
         load_lookups(snap, ch, lookup_db)
-        for q in queries:
+        _log.info("copied the lookups in %.1f s", time.monotonic() - started, extra={"event": "lookups"})
+        for k, q in enumerate(queries, 1):
+            started = time.monotonic()
             params = q.parameters(cutoff=source_cutoffs.get(q.source, cutoff), cutoff_date=cutoff_date)
             insert = f"INSERT INTO {table} (entityType, entityId, metricType, total, events)\nSELECT * FROM "
             if q.engine == "pg":
@@ -84,6 +91,14 @@ def load_expected(
                 ch.command(
                     insert + f"(\n{q.sql}\n)", parameters=params, what=f"computing expected totals of {q.source}"
                 )
+            _log.info(
+                "expected totals of %s (%d/%d) in %.1f s",
+                q.source,
+                k,
+                len(queries),
+                time.monotonic() - started,
+                extra={"event": "expected", "source": q.source, "seconds": round(time.monotonic() - started, 3)},
+            )
 
 
 def _insert_into(target: str) -> Callable[[str], str]:
@@ -126,6 +141,7 @@ def compare(
 
     `actual_sql` returns (entityType, entityId, metricType, total)."""
     joined = joined_sql(expected_table, actual_sql, pairs)
+    _log.info("comparing %d pairs entity by entity", len(pairs), extra={"event": "compare"})
     rows = ch.query(
         f"""SELECT entityType, metricType, count(), countIf(e = a), countIf(e != a),
                               sum(abs(e - a)), sum(e), sum(a)
@@ -208,7 +224,14 @@ def compare_rollups(ch: ClickHouse, target: Target, pairs: Sequence[Pair], *, ex
     rollup counted something twice or missed it — or that rows were mutated or deleted in the target,
     which an insert-fired view never sees (T1)."""
     out: list[RollupReport] = []
-    for view in target.views:
+    for k, view in enumerate(target.views, 1):
+        _log.info(
+            "comparing rollup %s with its view's SELECT (%d/%d)",
+            view.label,
+            k,
+            len(target.views),
+            extra={"event": "rollup"},
+        )
         if not view.decidable:
             out.append(
                 RollupReport(

@@ -24,6 +24,7 @@ any run, so a retried or repeated reconcile never writes a correction twice, and
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -44,6 +45,8 @@ from metric_backfill.engine._target import Target, resolve_targets
 from metric_backfill.verify._compare import RollupReport, VerifyReport, compare_rollups, verify_totals
 
 __all__ = ["CORRECTION_USER", "CheckResult", "Difference", "reconcile", "verify"]
+
+_log = logging.getLogger("metric_backfill")
 
 CORRECTION_USER = -2
 DEFAULT_LIVE_LAG = 3600.0
@@ -250,6 +253,7 @@ def _check(
                 scope = f"everything before {format_ts(as_of)} in " + ", ".join(t.label for t, _ in targets)
             actual = _target_actual(ch, state, targets, pair_cutoffs, window=as_of is None)
             used_cfg = cfg
+        _log.info("checking %s: %d pairs", scope, len(pairs), extra={"event": "verify"})
         result = CheckResult(scope, format_ts(as_of or cutoff), VerifyReport([]), dry_run=not write and run_id is None)
 
         def on_joined(joined: str, report: VerifyReport) -> None:
@@ -257,6 +261,7 @@ def _check(
             if on_differences is not None:
                 on_differences(_stream_differences(ch, joined))
             if write and report.differing and (confirm is None or confirm(result)):
+                _log.info("staging %s corrections", f"{report.differing:,}", extra={"event": "corrections"})
                 _write_corrections(ch, state, cfg, targets, pair_cutoffs, correction_version, result, joined)
 
         result.report = verify_totals(

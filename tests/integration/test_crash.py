@@ -182,8 +182,11 @@ def test_ctrl_c_cancels_and_leaves_the_run_resumable(template: tuple[str, Path],
     )
     # Interrupt while chunks are being staged: right after the plan is announced.
     assert proc.stderr is not None
-    first = proc.stderr.readline()
-    assert first.startswith("planned"), first
+    first = ""
+    while " planned " not in first:  # the log's phase lines come first, timestamped
+        line = proc.stderr.readline()
+        assert line, first
+        first += line
     time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     _, rest = proc.communicate(timeout=120)

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from html.parser import HTMLParser
 from pathlib import Path
@@ -418,7 +419,7 @@ def test_html_sections_charts_and_escaping(world: World) -> None:
     assert page.urls == []
     assert "<script>" not in html and "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;" in html
     assert "<b>d</b>" not in html and "<i>" not in html
-    assert html.count("<section") == len(groups) + 1  # + the summary
+    assert html.count("<section") == len(groups) + 2  # + the site at a glance and the summary
 
 
 def _chromium() -> str | None:
@@ -427,6 +428,10 @@ def _chromium() -> str | None:
         if path:
             return path
     return None
+
+
+def _browse(args: list[str], *more: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*args, *more], capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_html_renders_in_headless_chromium(world: World, tmp_path: Path) -> None:
@@ -452,7 +457,7 @@ def test_html_renders_in_headless_chromium(world: World, tmp_path: Path) -> None
         "--enable-logging=stderr",
         "--v=0",
     ]
-    dom = subprocess.run([*args, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120, check=False)
+    dom = _browse(args, "--dump-dom", page.as_uri())
     assert dom.returncode == 0, dom.stderr[-2000:]
     errors = [ln for ln in dom.stderr.splitlines() if "Uncaught" in ln or ":CONSOLE(" in ln]
     assert errors == []
@@ -461,11 +466,132 @@ def test_html_renders_in_headless_chromium(world: World, tmp_path: Path) -> None
     assert [s["title"] for s in parsed.sections] == list(_evil_report(world).by_entity_type())
     assert all(s["svgs"] >= 1 for s in parsed.sections)
     shot = tmp_path / "cutover.png"
-    done = subprocess.run(
-        [*args, "--window-size=1200,2000", f"--screenshot={shot}", page.as_uri()],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = _browse(args, "--window-size=1200,2000", f"--screenshot={shot}", page.as_uri())
     assert done.returncode == 0 and shot.stat().st_size > 10_000, done.stderr[-2000:]
+
+
+# -------------------------------------------------------------------------------------------------
+# the page reads on its own
+# -------------------------------------------------------------------------------------------------
+
+
+class _Text(HTMLParser):
+    """What a reader sees (text and tooltips), and the sections by id."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.text: list[str] = []
+        self.section_ids: list[str] = []
+        self.skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "style":
+            self.skip += 1
+        if tag == "section" and a.get("id"):
+            self.section_ids.append(str(a["id"]))
+        if a.get("title"):
+            self.text.append(f" {a['title']} ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "style":
+            self.skip -= 1
+
+    def handle_data(self, data: str) -> None:
+        if not self.skip:
+            self.text.append(data)
+
+
+def _visible(html: str) -> _Text:
+    page = _Text()
+    page.feed(html)
+    return page
+
+
+def test_the_page_opens_with_the_whole_site_and_speaks_plainly(world: World) -> None:
+    from metric_backfill.verify.cutover._html import site_causes
+
+    report = world.report
+    assert report.live_rows == 0  # the module's target holds the backfill only
+    page = _visible(render_html(report))
+    text = re.sub(r"\s+", " ", "".join(page.text))
+    assert page.section_ids[:2] == ["glance", "summary"]  # the site-wide summary comes first
+    compared = [p for p in report.pairs if p.status == "compared"]
+    changed = sum(p.changed for p in compared)
+    assert f"{changed:,} of {sum(p.entities for p in compared):,} counters" in text
+    only_stale = sum(p.changed_split.get("staleness", 0) for p in compared)
+    assert f"{only_stale:,} counters change for this reason only" in text
+    # the top causes over every entity type, largest first, and their sum is every cause's sum
+    causes = site_causes(report)
+    assert [abs(c.amount) for c in causes] == sorted((abs(c.amount) for c in causes), reverse=True)
+    for c in causes[:3]:
+        assert c.cause in text
+    top = next(c for c in causes if c.cause != "unexplained")
+    assert top.amount == sum(c.amount for p in compared for c in p.causes if c.cause == top.cause)
+    assert top.pairs == [p.pair for p in compared if any(c.cause == top.cause for c in p.causes)]
+    # no internal references on the page, in text or tooltips
+    for ref in (r"\bT\d{1,2}\b", "§", "README", r"docs/", "semantics.md"):
+        assert not re.search(ref, text), (ref, re.search(rf".{{60}}{ref}.{{60}}", text))
+    # a target without live events: the page says which cause is an artifact of the data
+    assert "No live events in this target" in text and "artifact of this data" in text
+    image = _visible(render_html(replace(report, live_rows=12)))
+    assert "No live events in this target" not in "".join(image.text)
+    assert "artifact of this data" not in "".join(image.text)
+    assert "Images have no *Metric table" in text
+
+
+def test_live_rows_counts_the_events_since_the_cutoff(world: World) -> None:
+    row = ("Image", world.legacy_image, 999_999, "Like", 1, datetime(2025, 11, 2))
+    world.ch.insert(world.target, [row], ["entityType", "entityId", "userId", "metricType", "metricValue", "createdAt"])
+    try:
+        assert world.report_for(pairs=["Image.Like"]).live_rows == 1
+        assert world.report_for(pairs=["Image.Heart"]).live_rows == 0
+    finally:
+        world.ch.command(f"DELETE FROM {world.target} WHERE userId = 999999", settings={"mutations_sync": 2})
+    assert world.report_for(pairs=["Image.Like"]).live_rows == 0
+
+
+def test_html_fits_700px_and_prints_every_folded_part(world: World, tmp_path: Path) -> None:
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("no Chromium binary: install Debian's `chromium` to run the rendering check")
+    html = render_html(world.report)
+    args = [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ]
+    # A measuring script is added to a copy of the page (the page itself has none).
+    probe = tmp_path / "probe.html"
+    probe.write_text(
+        html.replace(
+            "</body>",
+            "<script>document.body.setAttribute('data-overflow', "
+            "String(document.documentElement.scrollWidth - window.innerWidth));</script></body>",
+        ),
+        encoding="utf-8",
+    )
+    dom = _browse(args, "--window-size=700,1000", "--dump-dom", probe.as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    overflow = re.search(r'data-overflow="(-?\d+)"', dom.stdout)
+    assert overflow and int(overflow.group(1)) <= 0, overflow  # no sideways scrolling of the page
+
+    def pages(doc: str, name: str) -> int:
+        src, pdf = tmp_path / f"{name}.html", tmp_path / f"{name}.pdf"
+        src.write_text(doc, encoding="utf-8")
+        done = _browse(args, "--no-pdf-header-footer", f"--print-to-pdf={pdf}", src.as_uri())
+        assert done.returncode == 0 and pdf.exists(), done.stderr[-2000:]
+        return len(re.findall(rb"/Type\s*/Page(?!s)", pdf.read_bytes()))
+
+    folded = html.count("<details>")
+    assert folded > 3
+    printed = pages(html, "as-is")
+    opened = pages(html.replace("<details>", "<details open>"), "opened")
+    closed = pages(html.replace("@media print", "@media never"), "screen-css")
+    assert printed == opened > closed  # printed, every folded part is open

@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 import psycopg
 import pytest
+from cliout import problem
 from click.testing import CliRunner
 from sourcedata import pg_exec
 from totals import Totals, assert_exact
@@ -218,6 +219,7 @@ def _run_args(pg: str, ch_dsn: str, ch_db: str) -> list[str]:
         f"{ch_db}_state",
         "--sources",
         "ImageReaction",
+        "--create-chdb",
     ]
 
 
@@ -228,7 +230,7 @@ def test_a_locked_table_is_reported_with_the_fix_not_waited_on(
     t0 = time.monotonic()
     result = CliRunner().invoke(command, [*_run_args(pg, ch_dsn, ch_db), "--pg-lock-timeout", "1"])
     assert time.monotonic() - t0 < 30
-    err = result.stderr.strip()
+    err = problem(result.stderr)
     assert result.exit_code == 3, err
     assert len(err.splitlines()) == 1 and "locked by another session" in err and "--pg-lock-timeout" in err
 
@@ -272,7 +274,7 @@ def test_a_second_process_on_one_embedded_engine_is_refused_at_once(pg: str, tmp
             done = subprocess.run(mb(*args, "--clickhouse", chdb_dsn(path)), capture_output=True, text=True, timeout=60)
             assert time.monotonic() - t0 < 20
             assert done.returncode in (2, 3), done.stderr
-            err = done.stderr.strip()
+            err = problem(done.stderr)
             assert len(err.splitlines()) == 1 and "Traceback" not in err
             assert f"in use by process {holder.pid}" in err or "embedded engine belongs to one process" in err
     finally:
@@ -411,7 +413,15 @@ def test_a_real_password_with_every_hostile_character_connects_and_never_shows(
             ],
         )
         assert missing.exit_code == 2 and "check the database name" in missing.stderr
-        for result in (ok, wrong, missing):
+        plan = ["plan", "--format", "json", "--pg"]
+        nopass = CliRunner().invoke(command, [*plan, f"postgresql://postgres@127.0.0.1:{server.port}/site"])
+        assert nopass.exit_code == 2 and "asks for a password" in nopass.stderr, nopass.stderr
+        nobody = CliRunner().invoke(command, [*plan, base.replace("postgres:", "nobody:", 1) + "/site"])
+        assert nobody.exit_code == 2, nobody.stderr
+        assert "check the user" in nobody.stderr or "refused the credentials" in nobody.stderr
+        for result in (wrong, missing, nopass, nobody):
+            assert len(problem(result.stderr).splitlines()) == 1, result.stderr  # one line
+        for result in (ok, wrong, missing, nopass, nobody):
             for s in _spellings(pw) | _spellings(pw[:-1]):
                 assert s not in result.output + result.stderr
     finally:

@@ -16,6 +16,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from cliout import problem
 from click.testing import CliRunner
 from sourcedata import CUTOFF, B, B2, insert_scenario, pg_exec, ts
 
@@ -297,7 +298,8 @@ def test_the_fence_refuses_legacy_rows_and_names_them(
     legacy_rows(ch_client, table)
     with pytest.raises(OverlapError) as err:
         engine(sources=("ImageReaction",))
-    assert "Image.Like: 2 rows" in str(err.value) and "Post.Like: 1 rows" in str(err.value)
+    rows = {r["pair"]: r["rows"] for r in err.value.rows}  # type: ignore[attr-defined]
+    assert rows == {"Image.Like": 2, "Post.Like": 1}
     assert "--on-overlap" in str(err.value)
     assert ch_client.query(f"SELECT count() FROM {table}").result_rows[0][0] == 3  # nothing written
     assert ch_client.query(f"SELECT count() FROM system.databases WHERE name = '{ch_db}_state'").result_rows[0][0] == 0
@@ -382,8 +384,10 @@ def test_fence_replace_never_touches_rows_written_by_others(
     insert_scenario("ImageReaction", pg)
     table = target("events")
     legacy_rows(ch_client, table)
-    with pytest.raises(OverlapError, match=r"others wrote Image.Like \(2 rows\), Post.Like \(1 rows\)"):
+    with pytest.raises(OverlapError, match=r"others wrote rows of 2 pairs \(3 rows in ") as refused:
         engine(sources=("ImageReaction",), on_overlap="replace")
+    rows = {r["pair"]: r["rows"] for r in refused.value.rows}  # type: ignore[attr-defined]
+    assert rows == {"Image.Like": 2, "Post.Like": 1}
 
 
 # -- safety ----------------------------------------------------------------------------------------
@@ -425,7 +429,7 @@ def cli_run(pg_url: str, ch_dsn: str, ch_db: str, *extra: str) -> tuple[int, str
             *extra,
         ],
     )
-    return result.exit_code, result.stderr.strip()
+    return result.exit_code, problem(result.stderr)
 
 
 def nothing_written(ch_client: Any, ch_db: str) -> bool:
@@ -540,3 +544,39 @@ def test_status_reports_chunks_rows_and_events_per_source(
         reactions = conn.execute('SELECT count(*) FROM "ImageReaction" WHERE "createdAt" < %s', (CUTOFF,)).fetchone()
     assert by["ImageReaction"]["rows_read"] == reactions[0]  # type: ignore[index]
     assert by["ImageReaction"]["total"] >= 3  # two rows per chunk
+
+
+# -- the state's schema version --------------------------------------------------------------------
+
+
+def test_state_of_schema_2_is_upgraded_in_place_and_other_versions_are_refused(
+    pg: str, engine: Callable[..., RunResult], target: Callable[[str], str], ch_client: Any, ch_db: str, ch_dsn: str
+) -> None:
+    from metric_backfill.engine._status import status
+
+    insert_scenario("ImageReaction", pg)
+    target("events")
+    first = engine(sources=("ImageReaction",))
+    state = f"{ch_db}_state"
+
+    def set_version(v: int) -> None:
+        ch_client.command(
+            f"INSERT INTO {state}.meta (key, value, updated_at) VALUES ('schema_version', '{v}', now64(6))"
+        )
+
+    # What a version-2 tool left: no events column, no chunk index on staging, no heartbeats.
+    ch_client.command(f"ALTER TABLE {state}.chunks DROP COLUMN events")
+    ch_client.command(f"ALTER TABLE {state}.staging DROP INDEX by_chunk")
+    ch_client.command(f"DROP TABLE {state}.heartbeats SYNC")
+    set_version(2)
+    again = engine(sources=("ImageReaction",))
+    assert again.run_id == first.run_id and again.status == "published"  # the old run reads on
+    assert ch_client.query(f"SELECT value FROM {state}.meta FINAL WHERE key = 'schema_version'").result_rows == [("3",)]
+    assert "events" in {r[0] for r in ch_client.query(f"DESCRIBE TABLE {state}.chunks").result_rows}
+    assert ch_client.query(f"EXISTS TABLE {state}.heartbeats").result_rows == [(1,)]
+    assert [r["run_id"] for r in status(ch_dsn, state)["runs"]] == [first.run_id]
+
+    for version, words in ((4, "a newer metric-backfill"), (1, "an older metric-backfill")):
+        set_version(version)
+        with pytest.raises(ConfigError, match=f"holds schema version {version}, written by {words}"):
+            engine(sources=("ImageReaction",))

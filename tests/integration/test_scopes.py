@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cliout import problem
 from click.testing import CliRunner
 from live import LivePipeline
 from sourcedata import CUTOFF, CUTOFF_DATE, B, pg_exec
@@ -117,7 +118,7 @@ def test_as_of_within_the_live_lag_is_refused_naming_the_flag(
                 ),
             ],
         )
-        assert result.exit_code == 2 and "--live-lag" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+        assert result.exit_code == 2 and "--live-lag" in result.stderr and len(problem(result.stderr).splitlines()) == 1
     # with a smaller lag it is a check like any other
     assert verify(cfg_for(pg, ch_dsn, ch_db, ch, table), as_of=now - timedelta(minutes=10), live_lag=60).report.pairs
 
@@ -252,7 +253,7 @@ def test_a_cutoff_after_the_snapshot_is_refused(
             f"{ch_db}_state",
         ],
     )
-    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert result.exit_code == 2 and len(problem(result.stderr).splitlines()) == 1
 
 
 def test_dry_run_prints_the_keys_it_would_net(

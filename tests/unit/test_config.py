@@ -17,18 +17,32 @@ from metric_backfill._errors import redact
         ("2025-10-01 00:00:00", datetime(2025, 10, 1)),
         ("2025-10-01 12:34:56.5", datetime(2025, 10, 1, 12, 34, 56, 500000)),
         ("2025-10-01T12:34:56.123Z", datetime(2025, 10, 1, 12, 34, 56, 123000)),
+        ("2025-10-01 00:00:00+00:00", datetime(2025, 10, 1)),
+        ("2025-10-01T02:00:00+02:00", datetime(2025, 10, 1)),
+        ("2025-10-01 00:00:00.250-0530", datetime(2025, 10, 1, 5, 30, 0, 250000)),
+        ("2025-10-01 01:00:00 +01", datetime(2025, 10, 1)),
+        ("2025-10-01 00:00:00z", datetime(2025, 10, 1)),
+        ("2025-03-01 00:30:00+01:00", datetime(2025, 2, 28, 23, 30)),  # across a month boundary
     ],
 )
-def test_cutoff_accepts_utc_timestamps(text: str, value: datetime) -> None:
+def test_cutoff_accepts_iso_8601_and_converts_offsets_to_utc(text: str, value: datetime) -> None:
     assert parse_cutoff(text) == value
 
 
 @pytest.mark.parametrize(
     "text",
-    ["", "2025-10-01", "2025-13-01 00:00:00", "2025-10-01 00:00:00+02:00", "2025-10-01 00:00:00.1234", "yesterday"],
+    [
+        "",
+        "2025-10-01",
+        "2025-13-01 00:00:00",
+        "2025-10-01 00:00:00+25:00",
+        "2025-10-01 00:00:00+2",
+        "2025-10-01 00:00:00.1234",
+        "yesterday",
+    ],
 )
 def test_malformed_cutoff_is_a_config_error_naming_the_format(text: str) -> None:
-    with pytest.raises(ConfigError, match=r"YYYY-MM-DD HH:MM:SS\[\.fff\]"):
+    with pytest.raises(ConfigError, match=r"ISO 8601, 'YYYY-MM-DD HH:MM:SS\[\.fff\]'"):
         parse_cutoff(text)
 
 

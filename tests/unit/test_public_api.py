@@ -15,6 +15,8 @@ PUBLIC = [
     "DifferencesFound",
     "OverlapError",
     "Pair",
+    "Preflight",
+    "PruneResult",
     "PublishConflict",
     "Rule",
     "RunConfig",
@@ -27,8 +29,11 @@ PUBLIC = [
     "Values",
     "dry_run",
     "parse_cutoff",
+    "preflight",
+    "prune",
     "publish_run",
     "run",
+    "status",
 ]
 
 

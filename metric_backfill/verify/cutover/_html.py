@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from html import escape
 
 from metric_backfill.catalog import Pair
@@ -31,6 +32,19 @@ SPLIT_LABELS = {
     "staleness": "staleness only (N = T ≠ D)",
     "semantic": "semantic only (T = D ≠ N)",
     "both": "both (T ≠ D, N ≠ T)",
+}
+
+#: Causes that only measure the data when nothing wrote live events since the cutoff.
+ARTIFACT_CAUSES = frozenset({"since the cutoff: live events vs replay"})
+
+ENTITY_NOTES = {
+    "Image": (
+        "Images have no *Metric table: the site already shows image counters as sums over this same "
+        "events table, so the displayed value D is read from the events too (with the legacy "
+        "ReactionLike/Heart/Laugh/Cry rows folded into Like/Heart/Laugh/Cry, as the site's read path does). "
+        "N − D here is therefore not a change of source: it is what reading each metric under its own "
+        "name and the site's read semantics changes."
+    ),
 }
 
 CSS = """
@@ -71,7 +85,26 @@ summary { cursor: pointer; }
          color: #334; margin-left: 6px; font-weight: 500; }
 dl.defs { display: grid; grid-template-columns: max-content 1fr; gap: 2px 12px; margin: 8px 0; }
 dl.defs dt { font-weight: 600; } dl.defs dd { margin: 0; }
-@media print { section { break-inside: avoid-page; } details { display: block; } }
+.scroll { overflow-x: auto; }
+.notice { border-left: 4px solid #EE7733; background: #fff6ee; padding: 8px 12px; margin: 10px 0; }
+.artifact { background: #fff0e0; color: #7a3d00; }
+ol.glance { padding-left: 20px; } ol.glance li { margin: 3px 0; }
+@media (max-width: 760px) {
+  body { font-size: 14px; }
+  header, main { padding: 0 10px; }
+  th, td { padding: 3px 5px; }
+  dl.defs { grid-template-columns: 1fr; } dl.defs dd { margin: 0 0 4px; }
+}
+/* Printed, every folded part is open: a closed <details> shows its content, its marker is gone. */
+@media print {
+  body { font-size: 11pt; }
+  header, main { max-width: none; padding: 0; }
+  .scroll { overflow: visible; }
+  section { break-inside: auto; } h2, h3 { break-after: avoid-page; } tr, figure { break-inside: avoid-page; }
+  details::details-content { content-visibility: visible; display: block; }
+  summary { list-style: none; font-weight: 600; } summary::-webkit-details-marker { display: none; }
+  nav { display: none; }
+}
 """
 
 
@@ -244,7 +277,16 @@ def _compact(n: int) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def _causes_table(entity_type: str, pairs: list[PairCutover]) -> str:
+def _artifact_badge(cause: str, artifacts: frozenset[str]) -> str:
+    if cause not in artifacts:
+        return ""
+    return (
+        ' <span class="badge artifact" title="nothing wrote live events since the cutoff: this measures the '
+        'rows created since, not a difference the site will see">artifact of this data</span>'
+    )
+
+
+def _causes_table(entity_type: str, pairs: list[PairCutover], artifacts: frozenset[str] = frozenset()) -> str:
     rows = []
     for p in pairs:
         note = f'<br><span class="muted note">{_e(p.note)}</span>' if p.note else ""
@@ -260,7 +302,8 @@ def _causes_table(entity_type: str, pairs: list[PairCutover]) -> str:
         )
         for c in p.causes:
             rows.append(
-                f'<tr><td class="cause" title="{_e(c.description)}">{_e(c.cause)}</td><td>{_n(c.entities)}</td>'
+                f'<tr><td class="cause" title="{_e(c.description)}">{_e(c.cause)}'
+                f"{_artifact_badge(c.cause, artifacts)}</td><td>{_n(c.entities)}</td>"
                 f"<td></td><td></td><td>{_signed(c.amount)}</td><td></td></tr>"
             )
     glossary: dict[str, str] = {}
@@ -269,7 +312,7 @@ def _causes_table(entity_type: str, pairs: list[PairCutover]) -> str:
             glossary.setdefault(c.cause, c.description)
     defs = "".join(f"<dt>{_e(name)}</dt><dd>{_e(desc)}</dd>" for name, desc in glossary.items())
     return (
-        f'<table class="causes"><caption>{_e(entity_type)}: N − D = staleness Σ(T − D) + '
+        f'<div class="scroll"><table class="causes"><caption>{_e(entity_type)}: N − D = staleness Σ(T − D) + '
         "semantic Σ(N − T); "
         f"the semantic part is split by cause (amounts in the N − T direction: positive = the events count "
         f"more than the processor) and what no cause explains</caption>"
@@ -278,7 +321,7 @@ def _causes_table(entity_type: str, pairs: list[PairCutover]) -> str:
         '<th scope="col">semantic Σ(N − T) / cause amount</th><th scope="col">unexplained</th></tr></thead>'
         "<tbody>"
         + "".join(rows)
-        + "</tbody></table>"
+        + "</tbody></table></div>"
         + (f'<details><summary>What the causes measure</summary><dl class="defs">{defs}</dl></details>' if defs else "")
     )
 
@@ -295,10 +338,10 @@ def _largest(pairs: list[PairCutover]) -> str:
         )
         parts.append(
             f"<details><summary>{_e(p.pair)} — {len(p.largest)} largest of {_n(p.changed)} changes</summary>"
-            f"<table><caption>{_e(p.pair)}: largest |N − D|</caption><thead><tr>"
+            f'<div class="scroll"><table><caption>{_e(p.pair)}: largest |N − D|</caption><thead><tr>'
             '<th scope="col">entityId</th>'
             '<th scope="col">D displayed</th><th scope="col">T truth</th><th scope="col">N events</th>'
-            f'<th scope="col">N − D</th></tr></thead><tbody>{body}</tbody></table></details>'
+            f'<th scope="col">N − D</th></tr></thead><tbody>{body}</tbody></table></div></details>'
         )
     return "\n".join(parts) or '<p class="muted">No counter changes.</p>'
 
@@ -316,6 +359,101 @@ def _new_table(pairs: list[PairCutover]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# the whole site at a glance
+# ---------------------------------------------------------------------------------------------
+
+
+def _pct(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.0f} %" if whole else "—"
+
+
+@dataclass
+class SiteCause:
+    """One cause summed over every compared pair (amount in the N − T direction)."""
+
+    cause: str
+    description: str
+    pairs: list[str] = field(default_factory=list)
+    entities: int = 0
+    amount: int = 0
+
+
+def site_causes(report: CutoverReport) -> list[SiteCause]:
+    """Every cause over all compared pairs, largest |amount| first; what no cause explains is one more row."""
+    acc: dict[str, SiteCause] = {}
+    for p in report.pairs:
+        if p.status != "compared":
+            continue
+        shares = [(c.cause, c.description, c.entities, c.amount) for c in p.causes]
+        if p.unexplained:
+            shares.append(
+                ("unexplained", "what none of the causes accounts for", p.unexplained_entities, p.unexplained)
+            )
+        for cause, description, entities, amount in shares:
+            row = acc.setdefault(cause, SiteCause(cause, description))
+            row.pairs.append(p.pair)
+            row.entities += entities
+            row.amount += amount
+    return sorted(acc.values(), key=lambda r: (-abs(r.amount), r.cause))
+
+
+def _glance(report: CutoverReport, artifacts: frozenset[str], most: int = 8) -> str:
+    compared = [p for p in report.pairs if p.status == "compared"]
+    entities = sum(p.entities for p in compared)
+    changed = sum(p.changed for p in compared)
+    split = {k: sum((p.changed_split or {}).get(k, 0) for p in compared) for k in SPLIT_LABELS}
+    staleness = sum(p.staleness for p in compared)
+    semantic = sum(p.semantic for p in compared)
+    new = [p for p in report.pairs if p.status == "new"]
+    out = [
+        '<section id="glance" aria-labelledby="glance-h">',
+        '<h2 id="glance-h">At a glance</h2>',
+        '<ol class="glance">',
+        f"<li><strong>{_n(changed)}</strong> of {_n(entities)} counters ({_pct(changed, entities)}) over "
+        f"{len(compared)} compared metrics change when the site reads the events.</li>",
+        f"<li><strong>Staleness</strong> — the displayed tables lag what their own processors compute today: "
+        f"{_n(split['staleness'])} counters change for this reason only, net {_signed(staleness)}. "
+        "Nothing to fix in the events; the switch merely makes them current.</li>",
+        f"<li><strong>Semantics</strong> — the events count differently from the processors: "
+        f"{_n(split['semantic'])} counters for this reason only and {_n(split['both'])} for both reasons, "
+        f"net {_signed(semantic)}. The causes below say why.</li>",
+    ]
+    if new:
+        out.append(f"<li>{len(new)} metrics have no displayed counter today; the events introduce them.</li>")
+    out.append("</ol>")
+    if report.live_rows == 0:
+        out.append(
+            '<p class="notice"><strong>No live events in this target.</strong> Nothing wrote events at or after '
+            f"the cutoff ({_e(report.cutoff)} UTC) — a demo, or a check before the live pipeline ran. Rows created "
+            "since the cutoff therefore have no events yet, and the cause marked <em>artifact of this data</em> "
+            "measures exactly them: it is not a difference the site will see once the live pipeline writes.</p>"
+        )
+    causes = site_causes(report)
+    if causes:
+        rows = []
+        for c in causes[:most]:
+            shown = ", ".join(_e(x) for x in c.pairs[:3]) + (
+                f" and {len(c.pairs) - 3} more" if len(c.pairs) > 3 else ""
+            )
+            rows.append(
+                f'<tr><td class="text"><strong>{_e(c.cause)}</strong>{_artifact_badge(c.cause, artifacts)}'
+                f'<br><span class="muted note">{_e(c.description)}</span></td>'
+                f'<td class="text">{shown}</td><td>{_n(c.entities)}</td><td>{_signed(c.amount)}</td></tr>'
+            )
+        more = f"; {len(causes) - most} smaller causes in the sections below" if len(causes) > most else ""
+        out += [
+            '<div class="scroll"><table class="top-causes">',
+            f"<caption>The largest causes of the semantic part, over every entity type (amount: N − T, positive = "
+            f"the events count more than the processors){more}</caption>",
+            '<thead><tr><th scope="col" class="text">cause</th><th scope="col" class="text">metrics</th>'
+            '<th scope="col">counters</th><th scope="col">amount</th></tr></thead>',
+            f"<tbody>{''.join(rows)}</tbody></table></div>",
+        ]
+    out.append("</section>")
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------------------------
 # page
 # ---------------------------------------------------------------------------------------------
 
@@ -323,6 +461,7 @@ def _new_table(pairs: list[PairCutover]) -> str:
 def render_html(report: CutoverReport) -> str:
     """The report as one self-contained HTML document."""
     ids = _Ids()
+    artifacts = ARTIFACT_CAUSES if report.live_rows == 0 else frozenset()
     groups = report.by_entity_type()
     anchors = {et: f"et-{i}" for i, et in enumerate(groups)}
 
@@ -362,6 +501,8 @@ def render_html(report: CutoverReport) -> str:
                 f"counters change, Σ|N − D| = {_n(sum(p.sum_abs_diff for p in compared))}.</p>"
             ),
         ]
+        if et in ENTITY_NOTES:
+            parts.append(f'<p class="note">{_e(ENTITY_NOTES[et])}</p>')
         if compared:
             parts += [
                 "<h3>Entities whose counter changes</h3>",
@@ -394,7 +535,7 @@ def render_html(report: CutoverReport) -> str:
         if compared:
             parts += [
                 "<h3>Why: staleness and causes</h3>",
-                _causes_table(et, compared),
+                _causes_table(et, compared, artifacts),
                 "<h3>Largest changes</h3>",
                 _largest(compared),
             ]
@@ -422,20 +563,21 @@ def render_html(report: CutoverReport) -> str:
 instead of the <code>*Metric</code> tables · cutoff {_e(report.cutoff)} UTC · generated {_e(report.generated_at)}</p>
 </header>
 <main>
+{_glance(report, artifacts)}
 <section id="summary" aria-labelledby="summary-h">
-<h2 id="summary-h">Summary</h2>
+<h2 id="summary-h">Per entity type</h2>
 <dl class="defs">
 <dt>D</dt><dd>displayed value today (the <code>*Metric</code> column; images: today's ClickHouse sums)</dd>
 <dt>T</dt><dd>processor truth recomputed now from the sources</dd>
 <dt>N</dt><dd>what the events give (backfill + live events since the cutoff) under the site's read semantics</dd>
 <dt>N − D</dt><dd>= (T − D) staleness of the displayed table + (N − T) semantic difference, split by cause</dd>
 </dl>
-<table class="summary"><caption>Per entity type; entities are counted once per compared counter</caption>
+<div class="scroll"><table class="summary"><caption>Per entity type; entities are counted once per compared counter</caption>
 <thead><tr><th scope="col" class="text">entity type</th><th scope="col">pairs compared</th>
 <th scope="col">new pairs</th>
 <th scope="col">entities</th><th scope="col">changed (N ≠ D)</th><th scope="col">share changed</th>
 <th scope="col">Σ|N − D|</th><th scope="col">Σ(N − D)</th></tr></thead>
-<tbody>{"".join(summary_rows)}</tbody></table>
+<tbody>{"".join(summary_rows)}</tbody></table></div>
 <nav aria-label="entity types"><ul>{nav}</ul></nav>
 </section>
 {"".join(sections)}

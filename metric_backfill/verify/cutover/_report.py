@@ -52,6 +52,7 @@ and histogram bins come back to Python. The scratch database is dropped at the e
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -69,6 +70,8 @@ from metric_backfill.backends._postgres import Postgres, Snapshot
 from metric_backfill._config import checked_ident
 from metric_backfill.backends._sql import literal, qualified, quote_ident
 from metric_backfill.verify._compare import load_lookups
+
+_log = logging.getLogger("metric_backfill")
 
 __all__ = [
     "CAUSES",
@@ -165,6 +168,10 @@ class CutoverReport:
     cutoff: str
     target: str
     pairs: list[PairCutover]
+    live_rows: int = 0
+    """Target rows at or after the cutoff (the live pipeline's, and corrections): 0 means nothing wrote
+    live events, and the causes "since the cutoff" only measure rows created since — an artifact of
+    the data (a demo, or a check before the live pipeline ran), not a difference the site will see."""
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -747,8 +754,7 @@ CIRCULAR: Final[frozenset[str]] = frozenset(
 def _null_adder(column: str) -> Cause:
     return Cause(
         "NULL adder (deleted user)",
-        "items whose adder was deleted (addedById NULL): the processor counts them, the live pipeline "
-        "drops the item (docs/semantics.md §3)",
+        "items whose adder was deleted (addedById NULL): the processor counts them, the live pipeline drops the item",
         (
             pg_sql(
                 f'SELECT ci."{column}" AS "entityId", -count(*) AS amount FROM "CollectionItem" ci\n'
@@ -872,12 +878,12 @@ def _download_causes(level: str) -> list[Cause]:
         ),
         Cause(
             "anonymous downloaders",
-            "anonymous downloads (userId 0): dropped live, counted by the processor as distinct IPs (T24)",
+            "anonymous downloads (userId 0): dropped live, counted by the processor as distinct IPs",
             (wrap(_version_sql("-uniqExact(ip)", "userId = 0")),),
         ),
         Cause(
             "users -1 / 490053",
-            "downloads by users -1 and 490053: filtered before the live pipeline, counted by the processor (T24)",
+            "downloads by users -1 and 490053: filtered before the live pipeline, counted by the processor",
             (wrap(_version_sql("-uniqExact(userId)", "userId IN (-1, 490053)")),),
         ),
         Cause(
@@ -1182,7 +1188,7 @@ BUILTIN_CAUSES: Final[tuple[tuple[str, str, str], ...]] = (
     (
         "b_presence",
         "presence vs sum",
-        "the read path counts distinct users with a positive sum (T19); the difference to the plain sum",
+        "the site counts distinct users with a positive sum, not the sum of the events; the difference between the two",
     ),
     (
         "b_before",
@@ -1197,7 +1203,7 @@ BUILTIN_CAUSES: Final[tuple[tuple[str, str, str], ...]] = (
         "since the cutoff: live events vs replay",
         (
             "rows created since the cutoff without (or with different) live events, and deletes / handled updates "
-            "after the cutoff (T12-T14)"
+            "after the cutoff"
         ),
     ),
     (
@@ -1563,6 +1569,23 @@ GROUP BY entityType, entityId, metricType""",
                     "counting users per entity (presence pairs)",
                 )
 
+    def live_rows(self) -> int:
+        """Rows of the selected pairs at or after the cutoff in the target(s)."""
+        cutoff = f"toDateTime64({literal(self.cutoff.strftime('%Y-%m-%d %H:%M:%S.%f')[:-3])}, 3, 'UTC')"
+        pairs = self.compared + self.new
+        if not pairs:
+            return 0
+        n = 0
+        for table in dict.fromkeys((self.target, self.earnings_target)):
+            n += int(
+                self.ch.query(
+                    f"SELECT count() FROM {qualified(*table)} WHERE createdAt >= {cutoff} "
+                    f"AND (entityType, metricType) IN ({_tuple_list(pairs)})",
+                    what="counting the live events",
+                )[0][0]
+            )
+        return n
+
     # -- join ------------------------------------------------------------------------------------
     def build_entities(self) -> None:
         ent = qualified(self.scratch, "entities")
@@ -1767,20 +1790,34 @@ def cutover_report(
                 earnings_source=earnings_source,
                 etypes=etypes,
             )
+            steps = iter(range(1, 9))
+
+            def step(what: str) -> None:
+                _log.info("cutover report: %s (%d/8)", what, next(steps), extra={"event": "cutover"})
+
+            step("creating the scratch tables")
             run.create()
             lookups: set[str] = {PARENT[_split_pair(p)[0]] for p in compared if _split_pair(p)[0] in PARENT}
             for p in compared:
                 for c in CAUSES.get(p, ()):
                     for q in c.queries:
                         lookups.update(q.lookups)
+            step("copying the lookups and entity ids")
             load_lookups(snap, ch, scratch)
             run.load_ids(snap, lookups)
+            step("reading the displayed counters")
             run.load_displayed(snap)
+            step("recomputing the processors' truth")
             run.load_truths(snap)
+            step("measuring the causes")
             run.load_causes(snap)
+            step("replaying today's rows")
             run.load_replay(snap)
             snap.close()  # the rest is ClickHouse's: give PostgreSQL its sessions back now
+            step("summing the target's events")
             run.load_events()
+            live_rows = run.live_rows()
+            step("joining per entity")
             run.build_entities()
             summary = run.summarize()
 
@@ -1807,6 +1844,7 @@ def cutover_report(
         cutoff=cutoff.strftime("%Y-%m-%d %H:%M:%S"),
         target=f"{tgt[0]}.{tgt[1]}",
         pairs=result,
+        live_rows=live_rows,
     )
 
 
