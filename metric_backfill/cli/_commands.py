@@ -194,6 +194,27 @@ state_option = click.option(
     show_default=True,
     help="ClickHouse database for staging, run state and lookups.",
 )
+# The selection every command that reads the sources takes (run, check, verify, reconcile).
+table_option = click.option(
+    "--table", default="", help="Target table (table or db.table); default: the shape's standard name."
+)
+earnings_table_option = click.option(
+    "--earnings-table", default="", help="Where earnedAmount goes (default: entityMetricEvents next to the target)."
+)
+only_option = click.option("--only", default="", help="Comma-separated pairs, e.g. Image.Like,User.followerCount.")
+sources_option = click.option("--sources", default="", help="Comma-separated source names (see `plan`).")
+earnings_source_option = click.option(
+    "--earnings-source",
+    type=click.Choice(["resourceCompensations", "buzz_resource_compensation"]),
+    default="resourceCompensations",
+    show_default=True,
+)
+ch_table_option = click.option(
+    "--ch-table",
+    multiple=True,
+    metavar="NAME=DB.TABLE",
+    help=f"Where a ClickHouse source table lives ({', '.join(CH_TABLES)}).",
+)
 
 
 class _Cli(click.Group):
@@ -409,7 +430,7 @@ def _build_config(pg_url: str | None, ch_url: str | None, cutoff: str | None, **
     help="The instant the live pipeline took over (ISO 8601; UTC unless it has an offset, e.g. "
     "'2025-10-01 00:00:00'); only events strictly before it are written.",
 )
-@click.option("--table", default="", help="Target table (table or db.table); default: the shape's standard name.")
+@table_option
 @click.option(
     "--target-shape",
     type=click.Choice(["events", "new", "month"]),
@@ -417,28 +438,16 @@ def _build_config(pg_url: str | None, ch_url: str | None, cutoff: str | None, **
     show_default=True,
     help="Shape used when the target has to be created (an existing target is introspected).",
 )
-@click.option(
-    "--earnings-table", default="", help="Where earnedAmount goes (default: entityMetricEvents next to the target)."
-)
-@click.option("--only", default="", help="Comma-separated pairs, e.g. Image.Like,User.followerCount.")
-@click.option("--sources", default="", help="Comma-separated source names (see `plan`).")
+@earnings_table_option
+@only_option
+@sources_option
 @click.option("--source-cutoff", multiple=True, metavar="SOURCE=TS", help="Per-source cutoff override (repeatable).")
-@click.option(
-    "--earnings-source",
-    type=click.Choice(["resourceCompensations", "buzz_resource_compensation"]),
-    default="resourceCompensations",
-    show_default=True,
-)
+@earnings_source_option
 @click.option("--earnings-cutoff-date", help="First payout day processed live (default: derived from the cutoff).")
 @click.option(
     "--null-ts", multiple=True, metavar="TABLE=TS", help="Stand-in for NULL createdAt (default: table minimum)."
 )
-@click.option(
-    "--ch-table",
-    multiple=True,
-    metavar="NAME=DB.TABLE",
-    help=f"Where a ClickHouse source table lives ({', '.join(CH_TABLES)}).",
-)
+@ch_table_option
 @click.option("--generation-value", type=click.Choice(["one", "blobs"]), default="one", show_default=True)
 @click.option(
     "--backfill-version",
@@ -648,17 +657,12 @@ def _selection_options(fn: F) -> F:
             pg_option,
             ch_option,
             click.option("--cutoff", help="The backfill cutoff (ISO 8601; UTC unless it has an offset)."),
-            click.option("--table", default="", help="Target table (table or db.table)."),
-            click.option("--earnings-table", default=""),
-            click.option("--only", default="", help="Comma-separated pairs (default: every pair the pipeline emits)."),
-            click.option("--sources", default="", help="Comma-separated source names."),
-            click.option(
-                "--earnings-source",
-                type=click.Choice(["resourceCompensations", "buzz_resource_compensation"]),
-                default="resourceCompensations",
-                show_default=True,
-            ),
-            click.option("--ch-table", multiple=True, metavar="NAME=DB.TABLE"),
+            table_option,
+            earnings_table_option,
+            only_option,
+            sources_option,
+            earnings_source_option,
+            ch_table_option,
             state_option,
         ]
     ):

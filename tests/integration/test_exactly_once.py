@@ -275,6 +275,33 @@ def test_a_publish_interrupted_at_any_step_is_settled_exactly(
     assert leftovers == []
 
 
+def _died_at_a_view_commit(
+    engine: Callable[..., RunResult],
+    target: Callable[[str], str],
+    ch_client: Any,
+    ch_dsn: str,
+    ch_db: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[RunResult, dict[str, Any]]:
+    """A staged ImageReaction run whose publish died as it committed a rollup part, and the
+    ledger's record of that commit (what the settle measures)."""
+    import json
+
+    staged = engine(
+        run_kw={"stage_only": True}, table=target("events"), sources=("ImageReaction",), publish_slice_rows=10_000
+    )
+    _die_once(monkeypatch, Publisher, "_commit_view", lambda *a, **kw: True)
+    with pytest.raises(Died):
+        publish_run(ch_dsn, staged.run_id, state_database=state_of(ch_dsn, ch_db))
+    monkeypatch.undo()
+    detail = json.loads(
+        ch_client.query(
+            f"SELECT detail FROM {ch_db}.metric_backfill_ledger WHERE step = 'committing' LIMIT 1"
+        ).result_rows[0][0]
+    )
+    return staged, detail
+
+
 def test_a_rollup_changed_by_someone_else_during_an_interruption_stops_with_the_statement(
     reactions: Totals,
     engine: Callable[..., RunResult],
@@ -284,21 +311,9 @@ def test_a_rollup_changed_by_someone_else_during_an_interruption_stops_with_the_
     ch_db: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    table = target("events")
-    staged = engine(run_kw={"stage_only": True}, table=table, sources=("ImageReaction",), publish_slice_rows=10_000)
-    _die_once(monkeypatch, Publisher, "_commit_view", lambda *a, **kw: True)
-    with pytest.raises(Died):
-        publish_run(ch_dsn, staged.run_id, state_database=state_of(ch_dsn, ch_db))
-    monkeypatch.undo()
+    staged, detail = _died_at_a_view_commit(engine, target, ch_client, ch_dsn, ch_db, monkeypatch)
     # Another writer adds to one of the rollup keys the slice was measured on: the tool cannot tell
     # whether its part landed, and says so with the statement that would finish it.
-    import json
-
-    detail = json.loads(
-        ch_client.query(
-            f"SELECT detail FROM {ch_db}.metric_backfill_ledger WHERE step = 'committing' LIMIT 1"
-        ).result_rows[0][0]
-    )
     key = next(iter(detail["views"][0]["sample"].values()))[0]
     agg = f"{ch_db}.entityMetricDailyAgg"
     ch_client.command(
@@ -323,19 +338,7 @@ def test_a_rollup_key_written_by_someone_else_that_the_commit_was_not_measured_o
 ) -> None:
     """The live pipeline keeps writing rollup keys while a publish is interrupted: the settle is exact
     for the slice, and the other writer's rows stay what they are."""
-    import json
-
-    table = target("events")
-    staged = engine(run_kw={"stage_only": True}, table=table, sources=("ImageReaction",), publish_slice_rows=10_000)
-    _die_once(monkeypatch, Publisher, "_commit_view", lambda *a, **kw: True)
-    with pytest.raises(Died):
-        publish_run(ch_dsn, staged.run_id, state_database=state_of(ch_dsn, ch_db))
-    monkeypatch.undo()
-    detail = json.loads(
-        ch_client.query(
-            f"SELECT detail FROM {ch_db}.metric_backfill_ledger WHERE step = 'committing' LIMIT 1"
-        ).result_rows[0][0]
-    )
+    staged, detail = _died_at_a_view_commit(engine, target, ch_client, ch_dsn, ch_db, monkeypatch)
     sampled = {k for ks in detail["views"][0]["sample"].values() for k in ks}
     agg = f"{ch_db}.entityMetricDailyAgg"
     rows = ch_client.query(f"SELECT entityType, entityId, metricType, day FROM {agg} LIMIT 0").result_rows
@@ -351,7 +354,7 @@ def test_a_rollup_key_written_by_someone_else_that_the_commit_was_not_measured_o
     want = dict(reactions)
     want[("Image", 100, "Like")] = want.get(("Image", 100, "Like"), 0) + 5
     assert rollup_totals(ch_client, ch_db) == want
-    assert table_totals(ch_client, table) == reactions
+    assert table_totals(ch_client, f"{ch_db}.entityMetricEvents") == reactions
 
 
 def test_a_target_feeding_a_view_the_tool_cannot_apply_is_refused_before_writing(
