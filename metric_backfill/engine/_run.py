@@ -556,7 +556,7 @@ def _stage_run(
 
         todo = [c for c in plan.chunks if c.chunk_id not in done and worker.owns(c) and c.source != NET_SOURCE]
         tracker.planned(plan, todo, snapshot=snap.id)
-        stager = ChunkStager(rid, s.state, s.ch, snap, cfg.ch_tables)
+        stager = ChunkStager(rid, s.state, s.ch, snap, cfg.ch_tables, concurrency=cfg.concurrency)
         _stage_chunks(
             stager,
             s.state,

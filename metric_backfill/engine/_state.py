@@ -496,17 +496,15 @@ class StateStore:
         )
 
     # -- lookups -----------------------------------------------------------------------------
-    def write_lookup(
-        self, run_id: str, chunk_id: int, attempt: int, name: str, pairs: Sequence[tuple[int, int]]
-    ) -> None:
-        rows = [[run_id, chunk_id, attempt, name, int(k), int(v)] for k, v in pairs]
-        for i in range(0, len(rows), 200_000):
-            self.ch.insert(
-                self.t("lookups"),
-                rows[i : i + 200_000],
-                ["run_id", "chunk_id", "attempt", "name", "key", "value"],
-                what="loading a PostgreSQL lookup",
-            )
+    def lookup_insert_sql(self, run_id: str, chunk_id: int, attempt: int, name: str, rows_sql: str) -> str:
+        """The statement that loads one lookup's (key, value) rows, streamed from PostgreSQL as
+        `rows_sql`, under the chunk attempt that joins against them (rows without a value are
+        not kept: the join's miss is what a missing key means)."""
+        return (
+            f"INSERT INTO {self.t('lookups')} (run_id, chunk_id, attempt, name, key, value)\n"
+            f"SELECT {literal(run_id)}, {int(chunk_id)}, {int(attempt)}, {literal(name)}, key, assumeNotNull(value)\n"
+            f"FROM {rows_sql} WHERE value IS NOT NULL"
+        )
 
     def lookup_sql(self, run_id: str, chunk_id: int, attempt: int, name: str) -> str:
         # any(): a retried insert may have loaded the same keys twice, and a duplicate key would
