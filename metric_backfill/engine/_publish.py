@@ -123,6 +123,9 @@ def _add(a: list[int], b: list[int], sign: int = 1) -> list[int]:
 
 
 class Publisher:
+    VIEW_SPILL_BYTES = 64 << 20
+    """The memory a view's aggregation over one slice may take before it spills to disk."""
+
     def __init__(
         self,
         ch: ClickHouse,
@@ -149,6 +152,19 @@ class Publisher:
         self.version = version
         self.slice_rows = max(1, slice_rows)
         self.concurrency = max(1, concurrency)
+        # Slices built in parallel share the cores already; one thread per build keeps each one's
+        # blocks to a single pipeline (measured: the publish's peak 603 -> 579 MB, no slower).
+        self._build_settings: dict[str, Any] = {
+            "async_insert": 0,
+            **({"max_threads": 1} if self.concurrency > 1 else {}),
+        }
+        # A view's own SELECT over a slice usually aggregates: past VIEW_SPILL_BYTES its hash table spills to
+        # disk instead of growing with the slice (measured at scale 5 with the daily rollup: the
+        # tree's peak 797 -> 576 MB, the publish about 6 % slower).
+        self._view_build_settings = {
+            **self._build_settings,
+            "max_bytes_before_external_group_by": self.VIEW_SPILL_BYTES,
+        }
         self.withdrawals = withdrawals or {}
         """earlier run id → pairs of it to withdraw (from the fence, --on-overlap replace)"""
         self._commit_lock = threading.Lock()
@@ -504,7 +520,7 @@ class Publisher:
         )
         self.ch.command(
             f"INSERT INTO {self._q(x)} ({cols})\n{self.select_sql(sl)}",
-            settings={"async_insert": 0},
+            settings=self._build_settings,
             what=f"preparing slice {sl.key}",
         )
         rows = self.ch.query(
@@ -526,7 +542,7 @@ class Publisher:
             cols_sql = ", ".join(quote_ident(c) for c in view.columns)
             self.ch.command(
                 f"INSERT INTO {self._q(y)} ({cols_sql}) SELECT {cols_sql} FROM ({view.select_over(self._q(x))})",
-                settings={"async_insert": 0},
+                settings=self._view_build_settings,
                 what=f"applying view {view.label} to slice {sl.key}",
             )
             sample, rows_at = self._view_sample(view, self._q(y))

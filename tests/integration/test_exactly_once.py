@@ -563,6 +563,25 @@ def test_everything_at_once_is_still_exact(
     assert ETYPES and insert_scenario  # the shared helpers stay in use
 
 
+def test_a_rollup_whose_aggregation_spills_to_disk_is_still_exact(
+    pg: str,
+    ch: dict[str, str],
+    ch_client: Any,
+    ch_db: str,
+    engine: Callable[..., RunResult],
+    target: Callable[[str], str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A view's SELECT over a large slice spills its aggregation to disk (past VIEW_SPILL_BYTES);
+    here every slice spills, and the rollups still equal their views over the target."""
+    monkeypatch.setattr(Publisher, "VIEW_SPILL_BYTES", 1)
+    insert_all_scenarios(pg, ch_client, ch)
+    want = expected_totals(pg, ch_client, ch, ch_db)
+    table = target("events")
+    engine(table=table, earnings_table=table, publish_slice_rows=50)
+    assert_exact(ch_client, ch_db, table, want, "events")
+
+
 @pytest.mark.parametrize("shape", ["events", "month"])
 def test_verify_compares_each_rollup_with_its_views_select_over_the_target(
     shape: str,

@@ -306,3 +306,20 @@ def test_check_reports_both_sides_and_writes_nothing(
     assert bad.returncode == 2, bad.stdout + bad.stderr
     assert "PROBLEM" in bad.stdout and "would not succeed" in bad.stdout
     assert os.path.isdir(path)
+
+
+def test_the_embedded_engine_loads_without_pyarrow_and_leaves_it_importable(tmp_path: Path) -> None:
+    """chDB imports pyarrow and numpy when they are installed (about 45 MB resident) for result
+    formats the tool never uses; the engine is opened without them, and a later import still works."""
+    code = (
+        "import sys\n"
+        "from metric_backfill.backends._clickhouse import ClickHouse\n"
+        f"with ClickHouse({chdb_dsn(tmp_path / 'ch')!r}) as ch:\n"
+        "    assert ch.query('SELECT 1') == [(1,)]\n"
+        "    loaded = sorted(m for m in ('pyarrow', 'numpy', 'pandas') if m in sys.modules)\n"
+        "import pyarrow\n"
+        "print(loaded, pyarrow.__name__)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[] pyarrow"
