@@ -220,9 +220,10 @@ class StateStore:
             ) ENGINE = MergeTree PARTITION BY run_id ORDER BY toYYYYMM(createdAt)
             -- Written once, read once or twice: merging its parts would only compete with the
             -- run for CPU (measured: a third of the run's time on 2 cores). No merges, and room
-            -- for the parts that accumulate instead.
-            SETTINGS max_bytes_to_merge_at_max_space_in_pool = 1, parts_to_delay_insert = 100000,
-                     parts_to_throw_insert = 100000, max_parts_in_total = 1000000""",
+            -- for the parts that accumulate instead: one per 64 Ki staged lines (STAGE_SETTINGS),
+            -- so a million parts is 65 billion lines in one run.
+            SETTINGS max_bytes_to_merge_at_max_space_in_pool = 1, parts_to_delay_insert = 1000000,
+                     parts_to_throw_insert = 1000000, max_parts_in_total = 10000000""",
             f"""CREATE TABLE IF NOT EXISTS {self.t("stats")} (
                 run_id String, token String, source LowCardinality(String), month UInt32,
                 entityType LowCardinality(String), metricType LowCardinality(String),
