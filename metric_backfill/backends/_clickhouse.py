@@ -419,10 +419,13 @@ class ClickHouse:
     @property
     def spool_dir(self) -> str:
         """A private folder for the named pipes of the embedded feed, removed on close."""
-        if self._spool_dir is None:
-            # The pid in the name lets `prune` tell the folders of killed processes from live ones.
-            self._spool_dir = tempfile.mkdtemp(prefix=f"{SPOOL_PREFIX}{os.getpid()}-")
-        return self._spool_dir
+        # Under the lock: chunks staged in parallel ask for it at the same moment, and a second
+        # folder made by a racing thread would never be removed.
+        with self._lock:
+            if self._spool_dir is None:
+                # The pid in the name lets `prune` tell the folders of killed processes from live ones.
+                self._spool_dir = tempfile.mkdtemp(prefix=f"{SPOOL_PREFIX}{os.getpid()}-")
+            return self._spool_dir
 
     @property
     def embedded(self) -> bool:

@@ -323,3 +323,40 @@ def test_the_embedded_engine_loads_without_pyarrow_and_leaves_it_importable(tmp_
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[] pyarrow"
+
+
+def test_chunks_staged_at_once_share_one_spool_folder_and_leave_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parallel chunks ask for the named pipes' folder at the same moment; a folder made by a
+    racing thread would outlive the process (mkdtemp is slowed here to widen the window)."""
+    import tempfile
+    import threading
+
+    from metric_backfill.backends import _clickhouse
+
+    spool_root = tmp_path / "tmp"
+    spool_root.mkdir()
+    real_mkdtemp = tempfile.mkdtemp
+
+    def slow_mkdtemp(*args: object, **kwargs: object) -> str:
+        time.sleep(0.05)
+        return real_mkdtemp(*args, dir=str(spool_root), **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_clickhouse.tempfile, "mkdtemp", slow_mkdtemp)
+    ch = _clickhouse.ClickHouse(chdb_dsn(tmp_path / "ch"))
+    start = threading.Barrier(8)
+    seen: list[str] = []
+
+    def ask() -> None:
+        start.wait()
+        seen.append(ch.spool_dir)
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(seen)) == 1 and len(seen) == 8
+    ch.close()
+    assert list(spool_root.iterdir()) == []
