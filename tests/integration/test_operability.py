@@ -326,7 +326,7 @@ def test_the_embedded_engine_loads_without_pyarrow_and_leaves_it_importable(tmp_
 
 
 def test_chunks_staged_at_once_share_one_spool_folder_and_leave_none(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ch_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Parallel chunks ask for the named pipes' folder at the same moment; a folder made by a
     racing thread would outlive the process (mkdtemp is slowed here to widen the window)."""
@@ -344,7 +344,7 @@ def test_chunks_staged_at_once_share_one_spool_folder_and_leave_none(
         return real_mkdtemp(*args, dir=str(spool_root), **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(_clickhouse.tempfile, "mkdtemp", slow_mkdtemp)
-    ch = _clickhouse.ClickHouse(chdb_dsn(tmp_path / "ch"))
+    ch = _clickhouse.ClickHouse(ch_dsn)  # the session's engine: one embedded engine per process
     start = threading.Barrier(8)
     seen: list[str] = []
 
