@@ -319,20 +319,8 @@ def cpu():
     t = me.cpu_times()
     return t.user + t.system + t.children_user + t.children_system
 
-def pg_cpu():
-    total = 0.0
-    for p in psutil.process_iter(["name", "ppid"]):
-        try:
-            if not (p.info["name"] or "").startswith("postgres"):
-                continue
-            t = p.cpu_times()
-            parent = psutil.Process(p.info["ppid"]).name() if p.info["ppid"] else ""
-            total += t.user + t.system
-            if not parent.startswith("postgres"):
-                total += t.children_user + t.children_system
-        except psutil.Error:
-            pass
-    return total
+sys.path.insert(0, "bench")  # the child runs from the project's root
+from bench import postgres_cpu as pg_cpu
 
 marks = []
 def mark(name):
